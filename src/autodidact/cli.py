@@ -1,0 +1,103 @@
+"""`autodidact` command line: run, resume, eval, init."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from autodidact.errors import AutodidactError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="A language model that teaches itself.")
+out = Console()
+err = Console(stderr=True)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every stage.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; warnings only.")] = False,
+) -> None:
+    from autodidact.logs import configure_logging
+    from autodidact.progress import set_quiet
+
+    configure_logging(verbose, quiet)
+    set_quiet(quiet)
+
+
+def _show_result(result) -> None:
+    from autodidact.summary import iteration_table, timing_table
+
+    tasks = sorted({t for row in result.iterations for t in row["tasks"]})
+    out.print(iteration_table(result.iterations, tasks))
+    out.print(timing_table(result.iterations))
+    best = f"iteration {result.best_iteration}" + (f" ({result.best_checkpoint})" if result.best_checkpoint else " (the base model)")
+    out.print(f"Stopped: {result.stop_reason}. Best: {best}. Run directory: {result.run_dir}")
+
+
+@app.command()
+def run(
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config (see `autodidact init`).")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field: --set stopping.max_iterations=2")] = [],
+) -> None:
+    """Start a self-improvement run."""
+    from autodidact.config import load_config
+    from autodidact.loop import run as run_loop
+
+    _show_result(run_loop(load_config(config, set_)))
+
+
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")]) -> None:
+    """Continue a killed or interrupted run; finished stages are not redone."""
+    from autodidact.loop import resume as resume_loop
+
+    _show_result(resume_loop(run_dir))
+
+
+@app.command("eval")
+def eval_(
+    model: Annotated[str, typer.Argument(help="'default', a model directory, a .gguf file, or a run's checkpoint.")],
+    task: Annotated[list[str], typer.Option("--task", help="Task to evaluate (repeatable; default: all built-in).")] = [],
+    heldout_size: Annotated[int, typer.Option(help="Held-out prompts per task.")] = 48,
+    seed: Annotated[int, typer.Option(help="Seed of the task prompts (use the run's seed to match its held-out set).")] = 0,
+    judge: Annotated[str, typer.Option(help="Self-judge for the score column ('none' to skip).")] = "direct",
+) -> None:
+    """Evaluate a model on held-out prompts of the built-in tasks."""
+    from autodidact.evaluate_cli import evaluate_model
+    from autodidact.summary import iteration_table
+
+    row = evaluate_model(model, task or None, heldout_size, seed, judge)
+    out.print(iteration_table([row], sorted(row["tasks"]), title=f"Held-out evaluation of {model}"))
+
+
+@app.command()
+def init(path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path("autodidact.yaml")) -> None:
+    """Write an example config listing every option with a comment."""
+    from autodidact.config import example_yaml
+
+    if path.exists():
+        raise AutodidactError(f"'{path}' exists; choose another path or delete it first.")
+    path.write_text(example_yaml(), encoding="utf-8")
+    out.print(f"Wrote {path}. Run it with: autodidact run {path}")
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit 2, with no traceback."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app()
+    except AutodidactError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; continue with `autodidact resume RUN_DIR`")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

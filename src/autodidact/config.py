@@ -1,0 +1,282 @@
+"""One typed, validated `RunConfig`: a YAML file plus `--set a.b=c` overrides.
+
+Every field carries help text (it becomes the comment in `autodidact init`'s
+example file and in the configuration reference). Validation errors become a
+one-line `AutodidactError` naming the field and the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from autodidact.errors import AutodidactError, unknown_name
+
+
+class Section(BaseModel):
+    # Unknown keys are errors, not silently ignored: a typo must not run a
+    # different experiment than the one the user meant.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Section):
+    name: str = Field(
+        "default",
+        description="'default' (the bundled SmolLM2-135M-Instruct), a local Hugging Face directory, "
+        "a .gguf file, or a hub id (needs network).",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype. 'auto': bfloat16 where the CPU/GPU computes it natively, else float32."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' uses CUDA when available.")
+
+
+class TasksConfig(Section):
+    names: list[str] = Field(
+        default_factory=lambda: ["arithmetic", "instructions"],
+        description="Built-in tasks that provide prompts and held-out verifiers.",
+    )
+    train_size: int = Field(200, ge=1, description="Training prompts drawn per task (the pool).")
+    heldout_size: int = Field(48, ge=1, description="Held-out prompts per task, never trained on.")
+    prompts_per_iteration: int = Field(
+        24, ge=1, description="Training prompts per task used in each iteration (drawn from the pool)."
+    )
+
+    @field_validator("names")
+    @classmethod
+    def _known_tasks(cls, names: list[str]) -> list[str]:
+        from autodidact.tasks import TASKS
+
+        if not names:
+            raise ValueError("give at least one task")
+        for name in names:
+            if name not in TASKS:
+                raise unknown_name("task", name, TASKS)
+        return names
+
+
+class GenerationConfig(Section):
+    samples_per_prompt: int = Field(4, ge=1, le=64, description="Samples generated per training prompt.")
+    temperature: float = Field(0.8, ge=0.0, le=5.0, description="Sampling temperature (0 = greedy).")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
+    max_new_tokens: int = Field(64, ge=1, le=8192, description="Longest response, in tokens.")
+    batch_size: int = Field(64, ge=1, description="Sequences generated together in one batch.")
+
+
+class JudgeConfig(Section):
+    method: str = Field(
+        "direct",
+        description="How the model evaluates its own samples: 'direct' (0-10 score), 'rubric' "
+        "(chain-of-thought over named criteria, then a score), or 'verifier' (the task's verifier; "
+        "a supervised upper bound, not self-improvement).",
+    )
+    mode: Literal["logprobs", "generate"] = Field(
+        "logprobs",
+        description="'logprobs': the score is the probability-weighted mean over the score tokens "
+        "(one forward pass); 'generate': the score is parsed from generated text (for servers without "
+        "log-probabilities).",
+    )
+    criteria: list[str] = Field(
+        default_factory=lambda: ["follows the instruction", "correct", "concise"],
+        description="Named criteria the rubric judge reasons through.",
+    )
+    reasoning_tokens: int = Field(96, ge=1, description="Token budget for the rubric judge's reasoning.")
+    batch_size: int = Field(16, ge=1, description="Judge prompts scored together in one forward pass.")
+    min_score_mass: float = Field(
+        1e-4,
+        ge=0.0,
+        lt=1.0,
+        description="With mode 'logprobs': a judgment is failed (None) when the score tokens get less "
+        "probability than this in total.",
+    )
+
+    @field_validator("method")
+    @classmethod
+    def _known_judge(cls, method: str) -> str:
+        from autodidact.judges import JUDGES
+
+        if method not in JUDGES:
+            raise unknown_name("judge", method, JUDGES)
+        return method
+
+
+class SelectionConfig(Section):
+    strategy: Literal["top_k", "threshold"] = Field(
+        "top_k", description="'top_k': the best k samples per prompt; 'threshold': every sample scoring >= min_score."
+    )
+    top_k: int = Field(1, ge=1, description="Samples kept per prompt with strategy 'top_k'.")
+    min_score: float | None = Field(
+        None, ge=0.0, le=10.0, description="Absolute score floor (0-10); applies to both strategies when set."
+    )
+
+
+class TrainingConfig(Section):
+    method: Literal["sft"] = Field("sft", description="Training method on the selected samples.")
+    finetune: Literal["lora", "full"] = Field("lora", description="LoRA adapters (PEFT) or full fine-tuning.")
+    lora_r: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA path.")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="Modules that get LoRA adapters ('all-linear' or a list of names)."
+    )
+    learning_rate: float = Field(2e-4, gt=0.0, le=1.0, description="Peak learning rate.")
+    epochs: float = Field(1.0, gt=0.0, description="Passes over each iteration's selected samples.")
+    batch_size: int = Field(8, ge=1, description="Examples per optimizer step (per device).")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches accumulated per optimizer step.")
+    max_length: int = Field(512, ge=16, description="Longest training sequence (prompt + response), in tokens.")
+
+
+class EvaluationConfig(Section):
+    max_new_tokens: int = Field(64, ge=1, description="Longest held-out response, in tokens (greedy decoding).")
+    judge_heldout: bool = Field(True, description="Also score held-out responses with the self-judge.")
+
+
+class StoppingConfig(Section):
+    max_iterations: int = Field(3, ge=1, le=1000, description="Training iterations (iteration 0 is the base model).")
+    patience: int = Field(2, ge=1, description="Stop after this many iterations without enough improvement.")
+    min_delta: float = Field(
+        0.01, ge=0.0, description="Smallest gain in the held-out metric that counts as improvement."
+    )
+
+
+class RunConfig(Section):
+    """Everything a run needs; saved, resolved, as `config.yaml` in the run directory."""
+
+    name: str | None = Field(None, description="Run name; the run directory is output_dir/name (default: a timestamp).")
+    output_dir: str = Field("runs", description="Folder that holds run directories.")
+    seed: int = Field(0, ge=0, description="Seed for prompts, sampling and training.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Which model improves itself.")
+    tasks: TasksConfig = Field(default_factory=TasksConfig, description="Where prompts come from.")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig, description="Sampling of training samples.")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="How samples are evaluated.")
+    selection: SelectionConfig = Field(default_factory=SelectionConfig, description="Which samples become training data.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="How the model is trained.")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Held-out evaluation.")
+    stopping: StoppingConfig = Field(default_factory=StoppingConfig, description="When the loop stops.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if self.tasks.prompts_per_iteration > self.tasks.train_size:
+            raise ValueError(
+                f"tasks.prompts_per_iteration ({self.tasks.prompts_per_iteration}) exceeds tasks.train_size "
+                f"({self.tasks.train_size}); lower it or raise train_size"
+            )
+        return self
+
+    def run_dir(self) -> Path:
+        if self.name is None:
+            raise AutodidactError("config: name is not set; call `with_default_name()` first.")
+        return Path(self.output_dir) / self.name
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def _format_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        return f"config: unknown key '{field}'. Remove it or check the spelling (see `autodidact init`)."
+    got = first.get("input")
+    got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"config: {field}: {msg}{got_text}. Fix this value in the config file or with --set {field}=..."
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise AutodidactError(f"--set {dotted}: '{key}' is a value, not a section.")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """Turn `["a.b=3", "c=[x, y]"]` into a nested dict; values are parsed as YAML."""
+    data: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise AutodidactError(f"--set '{item}': expected key=value, e.g. --set stopping.max_iterations=2.")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        _set_path(data, key.strip(), value)
+    return data
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (optional), apply `key=value` overrides, and validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise AutodidactError(f"config file '{path}' not found. Create one with `autodidact init {path}`.")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            where = f" line {line + 1}" if line is not None else ""
+            raise AutodidactError(f"config file '{path}'{where} is not valid YAML. Fix its syntax.") from None
+        if not isinstance(data, dict):
+            raise AutodidactError(f"config file '{path}' must be a mapping of sections (model:, tasks:, ...).")
+    data = _deep_merge(data, parse_overrides(overrides or []))
+    return validate_config(data)
+
+
+def validate_config(data: dict[str, Any] | RunConfig) -> RunConfig:
+    """Validate a dict into a `RunConfig`, raising a one-line `AutodidactError`."""
+    if isinstance(data, RunConfig):
+        return data
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise AutodidactError(_format_error(err)) from None
+    except AutodidactError as err:  # raised inside a validator (unknown names)
+        raise AutodidactError(f"config: {err}") from None
+
+
+def to_yaml(config: RunConfig) -> str:
+    """The resolved config as YAML (what is saved in the run directory)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def example_yaml() -> str:
+    """An example config with every option, each with its help text as a comment."""
+    lines = ["# AutoDidact run configuration. Run it with: autodidact run THIS_FILE.yaml", ""]
+
+    def emit(model: type[BaseModel], instance: BaseModel, indent: int) -> None:
+        pad = "  " * indent
+        for name, field in model.model_fields.items():
+            value = getattr(instance, name)
+            if field.description:
+                lines.append(f"{pad}# {field.description}")
+            if isinstance(value, BaseModel):
+                lines.append(f"{pad}{name}:")
+                emit(type(value), value, indent + 1)
+            else:
+                dumped = yaml.safe_dump({name: value}, default_flow_style=True, width=1000).strip()
+                lines.append(f"{pad}{dumped.removeprefix('{').removesuffix('}')}")
+        if indent == 0:
+            return
+        lines.append("")
+
+    emit(RunConfig, RunConfig(), 0)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,43 @@
+"""`autodidact eval`: held-out evaluation of any model, outside a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autodidact.config import JudgeConfig
+from autodidact.engines import TransformersEngine
+from autodidact.evaluation import evaluate_heldout
+from autodidact.judges import build_judge
+from autodidact.tasks import TASKS, get_task
+
+
+def _load(model: str):
+    """A model spec, or a run's LoRA checkpoint (adapter on its base model)."""
+    from autodidact.models import load_model
+
+    adapter = Path(model) / "adapter_config.json"
+    if not adapter.is_file():
+        return load_model(model)
+    import json
+
+    from peft import PeftModel
+
+    base = json.loads(adapter.read_text())["base_model_name_or_path"]
+    base_model, tokenizer = load_model(base)
+    return PeftModel.from_pretrained(base_model, model), tokenizer
+
+
+def evaluate_model(model: str, tasks: list[str] | None, heldout_size: int, seed: int, judge: str) -> dict:
+    """One summary row (as in a run's table) for `model` on the tasks' held-out prompts."""
+    names = tasks or list(TASKS)
+    task_objs = {name: get_task(name) for name in names}
+    if judge != "none":
+        judge_config = JudgeConfig(method=judge)  # validates the name
+    policy, tokenizer = _load(model)
+    engine = TransformersEngine(policy, tokenizer)
+    judge_obj = build_judge(judge_config, engine, task_objs) if judge != "none" else None
+    # The same split as a run with this seed: build() returns disjoint train/held-out sets.
+    prompts = [p for t in task_objs.values() for p in t.build(1, heldout_size, seed)[1]]
+    result = evaluate_heldout(engine, judge_obj, task_objs, prompts, 0, max_new_tokens=64)
+    overall = result.metrics.pop("")
+    return overall | {"iteration": 0, "tasks": result.metrics}

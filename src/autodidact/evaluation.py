@@ -1,0 +1,106 @@
+"""Held-out evaluation: greedy answers to prompts the model never trains on.
+
+Per task: the verifier's pass rate with a 95% Wilson interval, the mean
+self-judge score, and the mean response length. The headline metric that
+early stopping watches is the mean pass rate over tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from statistics import fmean
+
+from autodidact.engines import Engine, SamplingParams
+from autodidact.judges import Judge, JudgeItem
+from autodidact.records import Judgment, Prompt, Sample
+from autodidact.tasks import Task
+
+
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a binomial proportion (good at small n and near 0 or 1)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class HeldoutResult:
+    samples: list[Sample]
+    judgments: list[Judgment]
+    metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)  # task ('' = all) -> name -> value
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return fmean(values) if values else None
+
+
+def heldout_metrics(
+    prompts: Mapping[str, Prompt],
+    samples: Sequence[Sample],
+    verdicts: Mapping[str, float | None],
+    judgments: Sequence[Judgment],
+) -> dict[str, dict[str, float | None]]:
+    """Aggregate per-sample verdicts and judgments into per-task and overall metrics."""
+    score_of = {j.sample_id: j.score for j in judgments}
+    by_task: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        by_task[prompts[s.prompt_id].task].append(s)
+    metrics: dict[str, dict[str, float | None]] = {}
+    for task, task_samples in by_task.items():
+        graded = [verdicts[s.id] for s in task_samples if verdicts.get(s.id) is not None]
+        passed = sum(graded)
+        low, high = wilson_interval(passed, len(graded))
+        scores = [score_of[s.id] for s in task_samples if score_of.get(s.id) is not None]
+        metrics[task] = {
+            "pass_rate": passed / len(graded) if graded else None,
+            "pass_low": low if graded else None,
+            "pass_high": high if graded else None,
+            "n": float(len(task_samples)),
+            "ungraded": float(len(task_samples) - len(graded)),
+            "judge_score": _mean(scores),
+            "judge_failed": float(sum(1 for s in task_samples if s.id in score_of and score_of[s.id] is None)),
+            "mean_tokens": _mean([s.num_tokens for s in task_samples]),
+        }
+    rates = [m["pass_rate"] for m in metrics.values() if m["pass_rate"] is not None]
+    all_scores = [j.score for j in judgments if j.score is not None]
+    overall: dict[str, float | None] = {
+        "pass_rate": _mean(rates),
+        "judge_score": _mean(all_scores),
+        "mean_tokens": _mean([s.num_tokens for s in samples]),
+    }
+    # What early stopping watches: the verifiers where they exist, else the judge (rescaled to 0-1).
+    judge_metric = overall["judge_score"] / 10 if overall["judge_score"] is not None else None
+    overall["heldout_metric"] = overall["pass_rate"] if overall["pass_rate"] is not None else judge_metric
+    metrics[""] = overall
+    return metrics
+
+
+def evaluate_heldout(
+    engine: Engine,
+    judge: Judge | None,
+    tasks: Mapping[str, Task],
+    prompts: Sequence[Prompt],
+    iteration: int,
+    max_new_tokens: int,
+) -> HeldoutResult:
+    """Answer every held-out prompt greedily, verify, and (optionally) self-judge."""
+    rendered = [engine.render(p.messages) for p in prompts]
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+    outputs = engine.generate(rendered, params, desc=f"held-out eval (iter {iteration})")
+    samples = [
+        Sample(id=f"it{iteration}-{p.id}-0", prompt_id=p.id, iteration=iteration, index=0, text=o[0].text, num_tokens=o[0].num_tokens)
+        for p, o in zip(prompts, outputs)
+    ]
+    by_id = {p.id: p for p in prompts}
+    verdicts = {s.id: tasks[by_id[s.prompt_id].task].verify(by_id[s.prompt_id], s.text) for s in samples}
+    judgments: list[Judgment] = []
+    if judge is not None:
+        judgments = judge.judge([JudgeItem(s.id, by_id[s.prompt_id], s.text) for s in samples])
+    return HeldoutResult(samples, judgments, heldout_metrics(by_id, samples, verdicts, judgments))

@@ -1,0 +1,29 @@
+"""The task's own verifier as the judge: the supervised upper bound.
+
+Using it means training on ground truth, so a run with this judge is not
+self-improvement; it is the reference the self-judges are compared against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from autodidact.judges import JudgeItem
+from autodidact.records import Judgment
+from autodidact.tasks import Task
+
+
+class TaskVerifierJudge:
+    name = "verifier"
+
+    def __init__(self, tasks: Mapping[str, Task]):
+        self.tasks = tasks
+
+    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
+        judgments = []
+        for item in items:
+            verdict = self.tasks[item.prompt.task].verify(item.prompt, item.response)
+            score = None if verdict is None else 10.0 * verdict
+            error = None if verdict is not None else "the verifier could not grade this response"
+            judgments.append(Judgment(item.sample_id, self.name, score, raw=str(verdict), error=error))
+        return judgments

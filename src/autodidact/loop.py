@@ -1,0 +1,254 @@
+"""The self-improvement loop: generate -> judge -> select -> train -> evaluate.
+
+Each stage reads its inputs from the store and commits its outputs together
+with its "done" mark in one transaction. A killed run therefore resumes at the
+first stage that is not done, and redoing that stage cannot duplicate rows.
+Iteration 0 evaluates the base model only.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from autodidact.config import RunConfig, load_config, to_yaml, validate_config
+from autodidact.engines import SamplingParams, TransformersEngine
+from autodidact.errors import AutodidactError
+from autodidact.evaluation import evaluate_heldout
+from autodidact.judges import JudgeItem, build_judge
+from autodidact.records import Prompt, Sample
+from autodidact.selection import select
+from autodidact.stopping import best_iteration, stop_reason
+from autodidact.store import RunStore
+from autodidact.tasks import get_task
+from autodidact.training import load_policy, save_checkpoint, train_sft
+
+log = logging.getLogger(__name__)
+
+STAGES = ("generate", "judge", "select", "train", "evaluate")
+CONFIG_FILE, STORE_FILE = "config.yaml", "run.sqlite"
+
+
+@dataclass
+class RunResult:
+    """What a finished (or stopped) run reports; the same from the CLI and the API."""
+
+    run_dir: Path
+    iterations: list[dict] = field(default_factory=list)  # one row per iteration, see `iteration_rows`
+    best_iteration: int = 0
+    best_checkpoint: str | None = None
+    stop_reason: str | None = None
+
+
+class SelfImprovementLoop:
+    """Drives one run directory. Build it with `run()` or `resume()`."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, store: RunStore, policy=None):
+        self.config = config
+        self.run_dir = run_dir
+        self.store = store
+        self.tasks = {name: get_task(name) for name in config.tasks.names}
+        if policy is None:
+            last = store.last_checkpoint()
+            policy = load_policy(config, last[1] if last else None)
+        # One model in memory: the policy, its own judge and the evaluator
+        # share these weights; training updates them in place.
+        self.policy, self.tokenizer = policy
+        self.engine = TransformersEngine(
+            self.policy, self.tokenizer, batch_size=config.generation.batch_size, score_batch_size=config.judge.batch_size
+        )
+        self.judge = build_judge(config.judge, self.engine, self.tasks)
+
+    # --- orchestration ---------------------------------------------------------
+
+    def run(self) -> RunResult:
+        self._ensure_prompts()
+        it = 0
+        while True:
+            if it > 0:
+                for stage in STAGES[:-1]:
+                    self._stage(it, stage)
+            self._stage(it, "evaluate")
+            reason = stop_reason(self._history(), **self._stop_args())
+            if reason:
+                return self._finish(reason)
+            it += 1
+
+    def _stop_args(self) -> dict:
+        s = self.config.stopping
+        return {"max_iterations": s.max_iterations, "patience": s.patience, "min_delta": s.min_delta}
+
+    def _stage(self, it: int, stage: str) -> None:
+        if self.store.stage_done(it, stage):
+            return
+        log.info("iteration %d: %s", it, stage)
+        start = time.perf_counter()
+        getattr(self, f"_{stage}")(it, start)
+
+    def _history(self) -> list[float | None]:
+        done = [it for it in range(self.config.stopping.max_iterations + 1) if self.store.stage_done(it, "evaluate")]
+        return [self.store.metric(it, "heldout_metric") for it in done]
+
+    def _finish(self, reason: str) -> RunResult:
+        best = best_iteration(self._history())
+        with self.store.transaction():
+            if best > 0:
+                self.store.set_best(best)
+            self.store.set_meta("best_iteration", str(best))
+            self.store.set_meta("stop_reason", reason)
+        return collect_result(self.run_dir, self.store)
+
+    def _ensure_prompts(self) -> None:
+        if self.store.get_meta("prompts_ready"):
+            return
+        t = self.config.tasks
+        prompts: list[Prompt] = []
+        for name, task in self.tasks.items():
+            train, heldout = task.build(t.train_size, t.heldout_size, seed=self.config.seed)
+            prompts += train + heldout
+        with self.store.transaction():
+            self.store.add_prompts(prompts)
+            self.store.set_meta("prompts_ready", "1")
+
+    # --- stages ------------------------------------------------------------------
+
+    def _iteration_prompts(self, it: int) -> list[Prompt]:
+        """Each iteration trains on a fresh draw from each task's training pool."""
+        rng = random.Random(self.config.seed * 1_000_003 + it)
+        by_task: dict[str, list[Prompt]] = defaultdict(list)
+        for p in self.store.prompts(split="train"):
+            by_task[p.task].append(p)
+        k = self.config.tasks.prompts_per_iteration
+        return [p for name in self.config.tasks.names for p in rng.sample(by_task[name], min(k, len(by_task[name])))]
+
+    def _generate(self, it: int, start: float) -> None:
+        g = self.config.generation
+        prompts = self._iteration_prompts(it)
+        params = SamplingParams(g.samples_per_prompt, g.temperature, g.top_p, g.max_new_tokens, seed=self.config.seed * 1000 + it)
+        outputs = self.engine.generate([self.engine.render(p.messages) for p in prompts], params, desc=f"generating (iter {it})")
+        samples = [
+            Sample(f"it{it}-{p.id}-{k}", p.id, it, k, c.text, c.num_tokens)
+            for p, completions in zip(prompts, outputs)
+            for k, c in enumerate(completions)
+        ]
+        info = {"prompts": len(prompts), "samples": len(samples), "tokens": sum(s.num_tokens for s in samples)}
+        with self.store.transaction():
+            self.store.add_samples(samples)
+            self.store.finish_stage(it, "generate", time.perf_counter() - start, info)
+
+    def _train_samples(self, it: int) -> tuple[dict[str, Prompt], list[Sample]]:
+        prompts = {p.id: p for p in self.store.prompts(split="train")}
+        return prompts, [s for s in self.store.samples(it) if s.prompt_id in prompts]
+
+    def _judge(self, it: int, start: float) -> None:
+        prompts, samples = self._train_samples(it)
+        judgments = self.judge.judge([JudgeItem(s.id, prompts[s.prompt_id], s.text) for s in samples])
+        failed = sum(1 for j in judgments if j.score is None)
+        if failed:
+            log.warning("iteration %d: %d of %d judgments failed (score None); they are excluded", it, failed, len(judgments))
+        with self.store.transaction():
+            self.store.add_judgments(judgments)
+            self.store.finish_stage(it, "judge", time.perf_counter() - start, {"judgments": len(judgments), "failed": failed})
+
+    def _select(self, it: int, start: float) -> None:
+        prompts, samples = self._train_samples(it)
+        s = self.config.selection
+        examples = select(prompts, samples, self.store.judgments(it, self.judge.name), s.strategy, s.top_k, s.min_score)
+        with self.store.transaction():
+            self.store.add_selection(it, examples)
+            self.store.finish_stage(it, "select", time.perf_counter() - start, {"kept": len(examples)})
+
+    def _train(self, it: int, start: float) -> None:
+        result = train_sft(self.policy, self.tokenizer, self.store.selection(it), self.config.training, seed=self.config.seed + it)
+        path = save_checkpoint(self.policy, self.tokenizer, self.run_dir / "checkpoints" / f"iter-{it}")
+        with self.store.transaction():
+            self.store.add_checkpoint(it, str(path))
+            self.store.finish_stage(it, "train", time.perf_counter() - start, asdict(result))
+
+    def _evaluate(self, it: int, start: float) -> None:
+        judge = self.judge if self.config.evaluation.judge_heldout else None
+        heldout = self.store.prompts(split="heldout")
+        result = evaluate_heldout(self.engine, judge, self.tasks, heldout, it, self.config.evaluation.max_new_tokens)
+        with self.store.transaction():
+            self.store.add_samples(result.samples)
+            self.store.add_judgments(result.judgments)
+            for task, values in result.metrics.items():
+                self.store.add_metrics(it, values, task=task)
+            self.store.finish_stage(it, "evaluate", time.perf_counter() - start)
+
+
+# --- entry points -------------------------------------------------------------
+
+
+def iteration_rows(store: RunStore) -> list[dict]:
+    """One dict per evaluated iteration: metrics by task, samples kept, stage seconds."""
+    by_iter: dict[int, dict] = defaultdict(lambda: {"tasks": defaultdict(dict)})
+    for row in store.metrics():
+        target = by_iter[row["iteration"]]
+        if row["task"]:
+            target["tasks"][row["task"]][row["name"]] = row["value"]
+        else:
+            target[row["name"]] = row["value"]
+    rows = []
+    for it in sorted(by_iter):
+        row = by_iter[it] | {"iteration": it, "tasks": dict(by_iter[it]["tasks"])}
+        select_info = store.stage_info(it, "select") or {}
+        judge_info = store.stage_info(it, "judge") or {}
+        row["kept"] = select_info.get("kept")
+        row["judge_failed_train"] = judge_info.get("failed")
+        row["seconds"] = store.stage_seconds(it)
+        rows.append(row)
+    return rows
+
+
+def collect_result(run_dir: Path, store: RunStore) -> RunResult:
+    best = int(store.get_meta("best_iteration") or 0)
+    checkpoint = store.best_checkpoint()
+    return RunResult(
+        run_dir=run_dir,
+        iterations=iteration_rows(store),
+        best_iteration=best,
+        best_checkpoint=checkpoint[1] if checkpoint and best > 0 else None,
+        stop_reason=store.get_meta("stop_reason"),
+    )
+
+
+def run(config: RunConfig | dict | str | Path) -> RunResult:
+    """Start a new run. `config` is a `RunConfig`, a dict, or a YAML path.
+
+    Everything that can fail on bad input (config, model, run directory) is
+    checked before anything is written.
+    """
+    config = load_config(config) if isinstance(config, (str, Path)) else validate_config(config)
+    if config.name is None:
+        config = config.model_copy(update={"name": datetime.now().strftime("run-%Y%m%d-%H%M%S")})
+    run_dir = config.run_dir()
+    if (run_dir / STORE_FILE).exists() or (run_dir / CONFIG_FILE).exists():
+        raise AutodidactError(
+            f"run directory '{run_dir}' already holds a run. Continue it with `autodidact resume {run_dir}` "
+            "or choose another name (--set name=...)."
+        )
+    policy = load_policy(config, None)  # before writing anything: a bad model must leave no trace
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / (CONFIG_FILE + ".tmp")
+    tmp.write_text(to_yaml(config), encoding="utf-8")
+    tmp.rename(run_dir / CONFIG_FILE)
+    with RunStore(run_dir / STORE_FILE) as store:
+        return SelfImprovementLoop(config, run_dir, store, policy).run()
+
+
+def resume(run_dir: str | Path) -> RunResult:
+    """Continue a run where it stopped: finished stages are not redone."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / STORE_FILE).is_file():
+        raise AutodidactError(f"'{run_dir}' is not a run directory (no {CONFIG_FILE} and {STORE_FILE}). Check the path.")
+    config = load_config(run_dir / CONFIG_FILE)
+    with RunStore(run_dir / STORE_FILE) as store:
+        if store.get_meta("stop_reason"):
+            return collect_result(run_dir, store)
+        return SelfImprovementLoop(config, run_dir, store).run()

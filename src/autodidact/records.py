@@ -1,0 +1,79 @@
+"""The records that flow between the stages of the loop.
+
+Each stage takes records and returns records; the loop persists them in the
+store. Keeping them plain dataclasses (no behaviour, no model references) is
+what lets a stage be rerun alone from the store and lets tests build them by
+hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Split = Literal["train", "heldout"]
+Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": str}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One unit of work: a user message, with what is needed to check an answer.
+
+    `reference` and `verifier` are used only by held-out evaluation (and by the
+    verifier judge when the user picks it); they never reach the self-judge.
+    """
+
+    id: str
+    task: str
+    split: Split
+    messages: list[Message]
+    reference: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The last user message: what the model is asked."""
+        return self.messages[-1]["content"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated response to a prompt."""
+
+    id: str
+    prompt_id: str
+    iteration: int
+    index: int  # 0..n-1 among the samples of this prompt in this iteration
+    text: str
+    num_tokens: int
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """A judge's verdict on one sample.
+
+    `score` is None when the judge failed (unparseable output, error); a failed
+    judgment is counted and excluded from selection, never treated as 0.
+    """
+
+    sample_id: str
+    judge: str
+    score: float | None
+    rationale: str = ""
+    raw: str = ""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.score is not None
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """A selected sample turned into a supervised training example."""
+
+    sample_id: str
+    prompt_id: str
+    messages: list[Message]  # the prompt's messages
+    completion: str  # the assistant response to learn
+    score: float

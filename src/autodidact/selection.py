@@ -1,0 +1,86 @@
+"""From samples and judgments to training examples.
+
+Failed judgments (score None) never reach training; empty responses and exact
+duplicates (same prompt, same text) are dropped before ranking so a repeated
+answer cannot take several top-k slots.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from autodidact.records import Judgment, Prompt, Sample, SFTExample
+
+
+def scored_candidates(
+    samples: Sequence[Sample], judgments: Sequence[Judgment]
+) -> dict[str, list[tuple[Sample, float]]]:
+    """Per prompt id: (sample, score) for valid, non-empty, distinct samples, best first.
+
+    Ties keep generation order, so selection is deterministic.
+    """
+    score_of = {j.sample_id: j.score for j in judgments if j.score is not None}
+    by_prompt: dict[str, list[tuple[Sample, float]]] = defaultdict(list)
+    seen: set[tuple[str, str]] = set()
+    for sample in samples:
+        text = sample.text.strip()
+        key = (sample.prompt_id, text)
+        if sample.id not in score_of or not text or key in seen:
+            continue
+        seen.add(key)
+        by_prompt[sample.prompt_id].append((sample, score_of[sample.id]))
+    for candidates in by_prompt.values():
+        candidates.sort(key=lambda pair: -pair[1])  # stable: ties stay in sample order
+    return dict(by_prompt)
+
+
+def select_top_k(candidates: Mapping[str, list[tuple[Sample, float]]], k: int, min_score: float | None = None):
+    """The best `k` samples of each prompt, optionally above an absolute floor."""
+    for pairs in candidates.values():
+        kept = [(s, score) for s, score in pairs if min_score is None or score >= min_score]
+        yield from kept[:k]
+
+
+def select_above_threshold(candidates: Mapping[str, list[tuple[Sample, float]]], min_score: float):
+    """Every sample scoring at least `min_score`."""
+    for pairs in candidates.values():
+        yield from ((s, score) for s, score in pairs if score >= min_score)
+
+
+def select(
+    prompts: Mapping[str, Prompt],
+    samples: Sequence[Sample],
+    judgments: Sequence[Judgment],
+    strategy: str = "top_k",
+    top_k: int = 1,
+    min_score: float | None = None,
+) -> list[SFTExample]:
+    """Choose the samples that become SFT examples.
+
+    Args:
+        prompts: prompt id -> prompt (for the messages of each example).
+        samples, judgments: one iteration's samples and their judgments.
+        strategy: "top_k" or "threshold".
+        top_k: samples kept per prompt with "top_k".
+        min_score: absolute floor; required with "threshold".
+    """
+    candidates = scored_candidates(samples, judgments)
+    if strategy == "top_k":
+        chosen = select_top_k(candidates, top_k, min_score)
+    elif strategy == "threshold":
+        if min_score is None:
+            raise ValueError("strategy 'threshold' needs min_score")
+        chosen = select_above_threshold(candidates, min_score)
+    else:
+        raise ValueError(f"unknown selection strategy {strategy!r}")
+    return [
+        SFTExample(
+            sample_id=s.id,
+            prompt_id=s.prompt_id,
+            messages=prompts[s.prompt_id].messages,
+            completion=s.text.strip(),
+            score=score,
+        )
+        for s, score in chosen
+    ]

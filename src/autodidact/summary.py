@@ -1,0 +1,56 @@
+"""The per-iteration tables printed at the end of a run (and by `autodidact eval`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+STAGES = ("generate", "judge", "select", "train", "evaluate")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _pass_cell(m: dict) -> str:
+    if m.get("pass_rate") is None:
+        return "-"
+    return f"{_pct(m['pass_rate'])} [{_pct(m['pass_low'])}, {_pct(m['pass_high'])}]"
+
+
+def _num(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def iteration_table(rows: Sequence[dict], task_names: Sequence[str], title: str = "Held-out results") -> Table:
+    """Pass rate % [95% Wilson interval] per task, mean pass rate, judge score, length, samples kept."""
+    table = Table(title=title, caption="pass % [95% CI] on held-out prompts; judge score 0-10")
+    table.add_column("iter", justify="right")
+    for name in task_names:
+        table.add_column(name, justify="right")
+    for header in ("mean pass %", "judge", "tokens", "kept"):
+        table.add_column(header, justify="right")
+    for row in rows:
+        table.add_row(
+            str(row["iteration"]),
+            *(_pass_cell(row["tasks"].get(name, {})) for name in task_names),
+            _pct(row.get("pass_rate")),
+            _num(row.get("judge_score")),
+            _num(row.get("mean_tokens"), "{:.0f}"),
+            "-" if row.get("kept") is None else str(row["kept"]),
+        )
+    return table
+
+
+def timing_table(rows: Sequence[dict]) -> Table:
+    """Wall seconds of each stage, per iteration."""
+    table = Table(title="Seconds per stage")
+    table.add_column("iter", justify="right")
+    for stage in (*STAGES, "total"):
+        table.add_column(stage, justify="right")
+    for row in rows:
+        seconds = row.get("seconds", {})
+        total = sum(seconds.values()) if seconds else None
+        table.add_row(str(row["iteration"]), *(_num(seconds.get(s), "{:.1f}") for s in STAGES), _num(total, "{:.1f}"))
+    return table
