@@ -1,0 +1,102 @@
+"""The loop end to end on a tiny model: stages, metrics, checkpoints, resume without duplicates."""
+
+from __future__ import annotations
+
+import pytest
+
+import autodidact
+from autodidact.errors import AutodidactError
+from autodidact.loop import STORE_FILE, SelfImprovementLoop
+from autodidact.store import RunStore
+
+
+def tiny_config(model_dir: str, out, name: str = "run", **stopping) -> dict:
+    return {
+        "name": name,
+        "output_dir": str(out),
+        "model": {"name": model_dir, "dtype": "float32", "device": "cpu"},
+        "tasks": {"train_size": 6, "heldout_size": 4, "prompts_per_iteration": 3},
+        "generation": {"samples_per_prompt": 2, "max_new_tokens": 6},
+        "judge": {"batch_size": 8},
+        "training": {"lora_r": 2, "lora_alpha": 4, "batch_size": 4},
+        "evaluation": {"max_new_tokens": 6},
+        "stopping": {"max_iterations": 2, "patience": 5, **stopping},
+    }
+
+
+def _table(run_dir, sql: str):
+    with RunStore(run_dir / STORE_FILE) as store:
+        return store._all(sql)
+
+
+def test_run_produces_every_stage_metric_and_checkpoint(tiny_llama, tmp_path):
+    result = autodidact.run(tiny_config(tiny_llama, tmp_path))
+    assert [row["iteration"] for row in result.iterations] == [0, 1, 2]
+    assert result.stop_reason == "reached max_iterations=2"
+    for row in result.iterations:
+        assert set(row["tasks"]) == {"arithmetic", "instructions"}
+        for task in row["tasks"].values():
+            assert 0.0 <= task["pass_low"] <= task["pass_rate"] <= task["pass_high"] <= 1.0
+            assert task["n"] == 4.0
+    assert set(result.iterations[1]["seconds"]) == {"generate", "judge", "select", "train", "evaluate"}
+    run_dir = tmp_path / "run"
+    assert (run_dir / "config.yaml").is_file()
+    assert (run_dir / "checkpoints" / "iter-1" / "adapter_config.json").is_file()
+    # 2 tasks x 3 prompts x 2 samples per iteration, plus 2 x 4 held-out answers per evaluation.
+    with RunStore(run_dir / STORE_FILE) as store:
+        assert len(store.samples(1)) == 2 * 3 * 2 + 2 * 4
+        assert len(store.samples(0)) == 2 * 4
+        assert store.counts()["checkpoints"] == 2
+
+
+def test_resume_after_an_interrupted_stage_redoes_it_once(tiny_llama, tmp_path, monkeypatch):
+    reference = autodidact.run(tiny_config(tiny_llama, tmp_path, name="ref"))
+
+    original = SelfImprovementLoop._train
+    calls = {"n": 0}
+
+    def crash_in_second_training(self, it, start):
+        calls["n"] += 1
+        if it == 2:
+            raise KeyboardInterrupt("simulated kill during training")
+        return original(self, it, start)
+
+    monkeypatch.setattr(SelfImprovementLoop, "_train", crash_in_second_training)
+    with pytest.raises(KeyboardInterrupt):
+        autodidact.run(tiny_config(tiny_llama, tmp_path, name="crashed"))
+    monkeypatch.setattr(SelfImprovementLoop, "_train", original)
+    crashed_dir = tmp_path / "crashed"
+    assert _table(crashed_dir, "select count(*) from stages where iteration = 2 and stage = 'train'") == [(0,)]
+
+    resumed = autodidact.resume(crashed_dir)
+
+    with RunStore(tmp_path / "ref" / STORE_FILE) as ref, RunStore(crashed_dir / STORE_FILE) as got:
+        assert got.counts() == ref.counts()  # nothing lost, nothing duplicated
+    assert _table(crashed_dir, "select count(*) from (select id from samples group by id having count(*) > 1)") == [(0,)]
+    # fp32 on CPU with fixed seeds: the resumed run reaches the same numbers.
+    assert [r["pass_rate"] for r in resumed.iterations] == [r["pass_rate"] for r in reference.iterations]
+    assert [r["judge_score"] for r in resumed.iterations] == pytest.approx([r["judge_score"] for r in reference.iterations])
+    # Resuming a finished run does nothing and reports the same result.
+    assert autodidact.resume(crashed_dir).iterations == resumed.iterations
+
+
+def test_existing_run_directory_is_not_touched(tiny_llama, tmp_path):
+    autodidact.run(tiny_config(tiny_llama, tmp_path, name="r", max_iterations=1))
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")}
+    with pytest.raises(AutodidactError, match="already holds a run"):
+        autodidact.run(tiny_config(tiny_llama, tmp_path, name="r", max_iterations=1))
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")} == before
+
+
+def test_bad_model_writes_nothing(tmp_path):
+    with pytest.raises(AutodidactError, match="model"):
+        autodidact.run(tiny_config(str(tmp_path / "no-such-model"), tmp_path, name="x"))
+    assert not (tmp_path / "x").exists()
+
+
+def test_verifier_judge_trains_on_ground_truth_only_with_valid_scores(tiny_llama, tmp_path):
+    config = tiny_config(tiny_llama, tmp_path, name="v", max_iterations=1)
+    config["judge"] = {"method": "verifier"}
+    autodidact.run(config)
+    scores = _table(tmp_path / "v", "select distinct score from judgments where judge = 'verifier'")
+    assert {s for (s,) in scores} <= {0.0, 10.0}
