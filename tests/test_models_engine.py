@@ -11,7 +11,7 @@ from autodidact.engines import SamplingParams, TransformersEngine
 from autodidact.errors import AutodidactError
 from autodidact.models import load_model, resolve_model
 
-from .conftest import FAMILIES
+FAMILIES = ("llama", "mistral", "qwen2", "gemma")  # as built by conftest.tiny_model_dirs
 
 MESSAGES = [[{"role": "user", "content": "What is 2 + 3?"}], [{"role": "user", "content": "Rate the answer please."}]]
 
@@ -30,9 +30,15 @@ def test_every_family_generates_n_samples_and_scores(tiny_model_dirs, family):
 
 
 def _brute_force_logprob(model, tokenizer, prompt: str, continuation: str) -> float:
-    """log P(continuation | prompt) by one unpadded forward over the whole text."""
+    """log P(continuation | prompt) by one unpadded forward over the whole text.
+
+    Where the tokenizer merges the prompt's trailing space into the next token
+    (" 7"), the split moves before the space, as the engine does.
+    """
     p_ids = tokenizer(prompt, add_special_tokens=False).input_ids
     full = tokenizer(prompt + continuation, add_special_tokens=False).input_ids
+    if full[: len(p_ids)] != p_ids:
+        p_ids = tokenizer(prompt.rstrip(), add_special_tokens=False).input_ids
     assert full[: len(p_ids)] == p_ids
     with torch.no_grad():
         logits = model(torch.tensor([full])).logits[0].float()
