@@ -31,11 +31,10 @@ def evaluate_model(model: str, tasks: list[str] | None, heldout_size: int, seed:
     """One summary row (as in a run's table) for `model` on the tasks' held-out prompts."""
     names = tasks or list(TASKS)
     task_objs = {name: get_task(name) for name in names}
-    if judge != "none":
-        judge_config = JudgeConfig(method=judge)  # validates the name
+    judge_config = None if judge == "none" else JudgeConfig(method=judge)  # validates the name before loading
     policy, tokenizer = _load(model)
     engine = TransformersEngine(policy, tokenizer)
-    judge_obj = build_judge(judge_config, engine, task_objs) if judge != "none" else None
+    judge_obj = None if judge_config is None else build_judge(judge_config, engine, task_objs)
     # The same split as a run with this seed: build() returns disjoint train/held-out sets.
     prompts = [p for t in task_objs.values() for p in t.build(1, heldout_size, seed)[1]]
     result = evaluate_heldout(engine, judge_obj, task_objs, prompts, 0, max_new_tokens=64)

@@ -117,7 +117,7 @@ class TransformersEngine:
             base = self._encode(head)
             ids = []
             for cont in continuations:
-                full = self._encode(head + prompt[len(head) :] + cont)
+                full = self._encode(prompt + cont)
                 if full[: len(base)] != base or len(full) == len(base):
                     break
                 ids.append(full[len(base) :])
