@@ -11,7 +11,7 @@ from autodidact.engines import SamplingParams, TransformersEngine
 from autodidact.errors import AutodidactError
 from autodidact.models import load_model, resolve_model
 
-FAMILIES = ("llama", "mistral", "qwen2", "gemma")  # as built by conftest.tiny_model_dirs
+from conftest import FAMILIES
 
 MESSAGES = [[{"role": "user", "content": "What is 2 + 3?"}], [{"role": "user", "content": "Rate the answer please."}]]
 

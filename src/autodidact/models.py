@@ -95,7 +95,6 @@ def convert_gguf(path: Path) -> Path:
         raise AutodidactError(f"model: could not read GGUF file '{path}': {_first_line(exc)}") from None
     # The GGUF marker makes transformers refuse to save or train the weights;
     # they are already dequantized to float32, so it is safe to drop.
-    model.config.quantization_config = None
     del model.config.quantization_config
     model.hf_quantizer = None
     tmp = target.with_name(target.name + ".tmp")
