@@ -18,7 +18,8 @@ from autodidact.store import SCHEMA_VERSION, RunStore
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-EMPTY = {t: 0 for t in ("meta", "prompts", "samples", "judgments", "selections", "metrics", "stages", "checkpoints")}
+TABLES = ("meta", "prompts", "samples", "judgments", "selections", "pairs", "metrics", "stages", "checkpoints")
+EMPTY = {t: 0 for t in TABLES}
 
 
 def user(text: str) -> list[dict[str, str]]:

@@ -63,15 +63,19 @@ class GenerationConfig(Section):
     temperature: float = Field(0.8, ge=0.0, le=5.0, description="Sampling temperature (0 = greedy).")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
     max_new_tokens: int = Field(64, ge=1, le=8192, description="Longest response, in tokens.")
-    batch_size: int = Field(64, ge=1, description="Sequences generated together in one batch.")
+    batch_size: int = Field(256, ge=1, description="Sequences (prompts x samples) decoded together; larger is faster on CPU up to memory.")
 
 
 class JudgeConfig(Section):
     method: str = Field(
         "direct",
         description="How the model evaluates its own samples: 'direct' (0-10 score), 'rubric' "
-        "(chain-of-thought over named criteria, then a score), or 'verifier' (the task's verifier; "
-        "a supervised upper bound, not self-improvement).",
+        "(chain-of-thought over named criteria, then a score), 'pairwise' (picks the better of two samples "
+        "of a prompt, both orders; scores by Bradley-Terry or win rate), 'contrastive' (explains why one "
+        "sample beats the other, then picks), 'self_consistency' (agreement with the majority answer "
+        "among a prompt's samples), 'ensemble' (several member judges or personas, combined), or "
+        "'verifier' (the task's verifier; a supervised upper bound, not self-improvement); 'program': a Python "
+        "verifier function grades (see judge.program).",
     )
     mode: Literal["logprobs", "generate"] = Field(
         "logprobs",
@@ -83,7 +87,9 @@ class JudgeConfig(Section):
         default_factory=lambda: ["follows the instruction", "correct", "concise"],
         description="Named criteria the rubric judge reasons through.",
     )
-    reasoning_tokens: int = Field(96, ge=1, description="Token budget for the rubric judge's reasoning.")
+    reasoning_tokens: int = Field(
+        96, ge=1, description="Token budget for the rubric judge's reasoning and the contrastive judge's explanation."
+    )
     batch_size: int = Field(16, ge=1, description="Judge prompts scored together in one forward pass.")
     min_score_mass: float = Field(
         1e-4,
@@ -91,6 +97,106 @@ class JudgeConfig(Section):
         lt=1.0,
         description="With mode 'logprobs': a judgment is failed (None) when the score tokens get less "
         "probability than this in total.",
+    )
+    pairwise_schedule: Literal["round_robin", "cycle", "random_k"] = Field(
+        "round_robin",
+        description="Pairwise/contrastive: which pairs of a prompt's samples are compared (each in both "
+        "orders). 'round_robin': every pair, n(n-1)/2; 'cycle': each sample vs the next, n pairs; "
+        "'random_k': each sample vs pairwise_k random others.",
+    )
+    pairwise_k: int = Field(2, ge=1, description="Pairwise/contrastive with schedule 'random_k': opponents per sample.")
+    pairwise_aggregate: Literal["bradley_terry", "win_rate"] = Field(
+        "bradley_terry",
+        description="Pairwise/contrastive: per-sample score from the results (ties count half). "
+        "'bradley_terry': 10 x P(beating an opponent of the group's average fitted strength); "
+        "'win_rate': 10 x share of pairs won.",
+    )
+    extractor: str = Field(
+        "last_number",
+        description="Self-consistency: how the final answer is read from a sample: 'last_number', 'boxed' "
+        "(\\boxed{...}), 'final_line', 'answer_tag' (after 'Answer:'), or a function 'package.module:function' "
+        "(text -> answer or None).",
+    )
+    members: list[JudgeConfig] = Field(
+        default_factory=list,
+        description="Ensemble: the member judges, each a judge section of its own (fields it leaves out "
+        "take their defaults), e.g. [{method: direct}, {method: rubric, criteria: [correct]}].",
+    )
+    personas: list[str] = Field(
+        default_factory=list,
+        description="Ensemble: each persona adds a direct-judge member whose prompt starts with it "
+        "(e.g. 'You are a meticulous math teacher.'); uses this section's mode and min_score_mass.",
+    )
+    combine: Literal["mean", "min", "majority"] = Field(
+        "mean",
+        description="Ensemble: how member scores combine per sample (failed members skipped): 'mean', "
+        "'min', or 'majority' (10 if more members score above 5 than below, 0 if fewer, 5 on a tie).",
+    )
+
+    program: str | None = Field(
+        None,
+        description="With method 'program': the verifier, a built-in ('exact_match', 'number_match', 'regex', "
+        "'json_keys', 'python_tests') or a function 'package.module:function' taking (prompt, response, "
+        "reference, **program_args) and returning bool, float in [0, 1] or None; score = 10 x value.",
+    )
+    program_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="With method 'program': keyword arguments for every call, e.g. {pattern: '^[0-9]+$'} for "
+        "regex, {keys: [name, age]} for json_keys, {timeout: 5, memory_mb: 512} for python_tests.",
+    )
+    program_timeout: float = Field(
+        10.0,
+        gt=0.0,
+        description="With method 'program': seconds one verifier call may take; it is then killed and "
+        "that judgment fails.",
+    )
+    program_workers: int = Field(
+        1, ge=1, le=64, description="With method 'program': verifier processes run in parallel."
+    )
+    model: str | None = Field(
+        None,
+        description="Who judges. null: the policy judges itself (shared weights). 'default', a local "
+        "directory, a .gguf file or a hub id: a separate copy loaded next to the policy and never trained. "
+        "An http(s):// URL: an OpenAI-compatible server (vLLM, llama.cpp server, Ollama, TGI), "
+        "e.g. http://localhost:8000/v1.",
+    )
+    model_name: str | None = Field(None, description="With a server URL in judge.model: the model name it serves.")
+    tokenizer: str | None = Field(
+        None,
+        description="With a server URL: a local directory or hub id whose chat template renders the judge "
+        "prompts, sent to the server's /completions endpoint (exact answer prefixes, as with a local judge). "
+        "null: the server renders the messages (/chat/completions; see docs on answer prefixes).",
+    )
+    api_key_env: str | None = Field(
+        None,
+        description="With a server URL: the NAME of the environment variable holding the API key "
+        "(e.g. OPENAI_API_KEY). The key itself is never written to the config or the run. null: no key.",
+    )
+    server_concurrency: int = Field(8, ge=1, le=256, description="With a server URL: requests in flight at once.")
+    server_timeout: float = Field(
+        60.0, gt=0.0, description="With a server URL: seconds before one request attempt times out."
+    )
+    server_max_retries: int = Field(
+        2,
+        ge=0,
+        le=20,
+        description="With a server URL: retries, with exponential backoff, after a connection error, timeout, "
+        "429 or 5xx; after the last one that judgment fails.",
+    )
+    server_top_logprobs: int = Field(
+        20,
+        ge=1,
+        le=20,
+        description="With a server URL and mode 'logprobs': alternatives returned for the score token "
+        "(vLLM and /chat/completions allow 20, OpenAI's hosted /completions 5); a score outside them gets "
+        "probability 0.",
+    )
+    max_failed_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="If more than this share of an iteration's training judgments fail (score None), the run "
+        "stops with an error naming the reasons, instead of training on what is left.",
     )
 
     @field_validator("method")
@@ -102,6 +208,62 @@ class JudgeConfig(Section):
             raise unknown_name("judge", method, JUDGES)
         return method
 
+    @field_validator("program")
+    @classmethod
+    def _program_resolves(cls, program: str | None) -> str | None:
+        if program is not None:
+            from autodidact.judges.program_builtins import load_program
+
+            load_program(program)  # ValueError naming the problem: unknown built-in, import error...
+        return program
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name_only(cls, name: str | None) -> str | None:
+        if name is not None and not (name.isascii() and name.isidentifier()):
+            # AutodidactError rather than ValueError: the value (perhaps a pasted key) must not be echoed.
+            raise AutodidactError(
+                "judge.api_key_env: give the name of an environment variable (e.g. OPENAI_API_KEY), not the key itself."
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _judge_source_consistent(self) -> JudgeConfig:
+        if self.method == "program":
+            if self.program is None:
+                raise ValueError(
+                    "method 'program' needs judge.program: a built-in (exact_match, number_match, regex, json_keys, "
+                    "python_tests) or 'package.module:function'"
+                )
+            from autodidact.judges.programmatic import check_program
+
+            check_program(self.program, self.program_args, self.program_timeout)
+        server = self.model is not None and self.model.startswith(("http://", "https://"))
+        if server and not self.model_name:
+            raise ValueError("judge.model is a server URL; set judge.model_name to the model name it serves")
+        if not server:
+            for name in ("model_name", "tokenizer", "api_key_env"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"judge.{name} applies only when judge.model is a server URL (http://...)")
+        return self
+
+    @field_validator("extractor")
+    @classmethod
+    def _known_extractor(cls, extractor: str) -> str:
+        from autodidact.judges.consistency import EXTRACTORS
+
+        module, sep, attr = extractor.partition(":")
+        if extractor not in EXTRACTORS and not (sep and module.strip() and attr.strip()):
+            known = unknown_name("extractor", extractor, EXTRACTORS)
+            raise ValueError(f"{known} Or give a function as 'package.module:function'")
+        return extractor
+
+    @model_validator(mode="after")
+    def _ensemble_has_members(self) -> JudgeConfig:
+        if self.method == "ensemble" and not self.members and not self.personas:
+            raise ValueError("method 'ensemble' needs at least one entry in members or personas")
+        return self
+
 
 class SelectionConfig(Section):
     strategy: Literal["top_k", "threshold"] = Field(
@@ -111,10 +273,21 @@ class SelectionConfig(Section):
     min_score: float | None = Field(
         None, ge=0.0, le=10.0, description="Absolute score floor (0-10); applies to both strategies when set."
     )
+    min_margin: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        description="With training.method 'dpo' (which pairs each prompt's best sample against its worst, "
+        "instead of using strategy/top_k/min_score): the smallest score gap that makes a pair. Ties never do.",
+    )
 
 
 class TrainingConfig(Section):
-    method: Literal["sft"] = Field("sft", description="Training method on the selected samples.")
+    method: Literal["sft", "dpo"] = Field(
+        "sft",
+        description="'sft': supervised fine-tuning on the selected samples; 'dpo': direct preference "
+        "optimization on best-vs-worst pairs, against the previous iteration's model as reference.",
+    )
     finetune: Literal["lora", "full"] = Field("lora", description="LoRA adapters (PEFT) or full fine-tuning.")
     lora_r: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
@@ -127,6 +300,11 @@ class TrainingConfig(Section):
     batch_size: int = Field(8, ge=1, description="Examples per optimizer step (per device).")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Batches accumulated per optimizer step.")
     max_length: int = Field(512, ge=16, description="Longest training sequence (prompt + response), in tokens.")
+    dpo_beta: float = Field(
+        0.1,
+        gt=0.0,
+        description="With method 'dpo': how strongly the policy is held to the reference model (higher = closer).",
+    )
 
 
 class EvaluationConfig(Section):

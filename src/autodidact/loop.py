@@ -21,12 +21,14 @@ from autodidact.engines import SamplingParams, TransformersEngine
 from autodidact.errors import AutodidactError
 from autodidact.evaluation import evaluate_heldout
 from autodidact.judges import JudgeItem, build_judge
+from autodidact.judges.external import judge_engine
+from autodidact.judges.health import failure_error, judge_stats
 from autodidact.records import Prompt, Sample
-from autodidact.selection import select
+from autodidact.selection import select, select_pairs
 from autodidact.stopping import best_iteration, stop_reason
 from autodidact.store import RunStore
 from autodidact.tasks import get_task
-from autodidact.training import load_policy, save_checkpoint, train_sft
+from autodidact.training import load_policy, save_checkpoint, train_dpo, train_sft
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,8 @@ class SelfImprovementLoop:
         self.engine = TransformersEngine(
             self.policy, self.tokenizer, batch_size=config.generation.batch_size, score_batch_size=config.judge.batch_size
         )
-        self.judge = build_judge(config.judge, self.engine, self.tasks)
+        # The judge runs on the policy's engine unless judge.model names a separate model or server.
+        self.judge = build_judge(config.judge, judge_engine(config, self.engine), self.tasks)
 
     # --- orchestration ---------------------------------------------------------
 
@@ -151,20 +154,38 @@ class SelfImprovementLoop:
         failed = sum(1 for j in judgments if j.score is None)
         if failed:
             log.warning("iteration %d: %d of %d judgments failed (score None); they are excluded", it, failed, len(judgments))
+        error = failure_error(it, judgments, self.config.judge.max_failed_share)
+        if error is not None:
+            raise error  # before anything is stored: the stage is redone on resume
+        stats = judge_stats(self.judge)  # e.g. position consistency, vote margin: per-iteration metrics
         with self.store.transaction():
             self.store.add_judgments(judgments)
-            self.store.finish_stage(it, "judge", time.perf_counter() - start, {"judgments": len(judgments), "failed": failed})
+            if stats:
+                self.store.add_metrics(it, stats)
+            info = {**stats, "judgments": len(judgments), "failed": failed}
+            self.store.finish_stage(it, "judge", time.perf_counter() - start, info)
 
     def _select(self, it: int, start: float) -> None:
         prompts, samples = self._train_samples(it)
+        judgments = self.store.judgments(it, self.judge.name)
         s = self.config.selection
-        examples = select(prompts, samples, self.store.judgments(it, self.judge.name), s.strategy, s.top_k, s.min_score)
+        if self.config.training.method == "dpo":
+            pairs = select_pairs(prompts, samples, judgments, s.min_margin)
+            with self.store.transaction():
+                self.store.add_pairs(it, pairs)
+                self.store.finish_stage(it, "select", time.perf_counter() - start, {"pairs": len(pairs)})
+            return
+        examples = select(prompts, samples, judgments, s.strategy, s.top_k, s.min_score)
         with self.store.transaction():
             self.store.add_selection(it, examples)
             self.store.finish_stage(it, "select", time.perf_counter() - start, {"kept": len(examples)})
 
     def _train(self, it: int, start: float) -> None:
-        result = train_sft(self.policy, self.tokenizer, self.store.selection(it), self.config.training, seed=self.config.seed + it)
+        t, seed = self.config.training, self.config.seed + it
+        if t.method == "dpo":
+            result = train_dpo(self.policy, self.tokenizer, self.store.pairs(it), t, seed=seed)
+        else:
+            result = train_sft(self.policy, self.tokenizer, self.store.selection(it), t, seed=seed)
         path = save_checkpoint(self.policy, self.tokenizer, self.run_dir / "checkpoints" / f"iter-{it}")
         with self.store.transaction():
             self.store.add_checkpoint(it, str(path))
@@ -186,7 +207,7 @@ class SelfImprovementLoop:
 
 
 def iteration_rows(store: RunStore) -> list[dict]:
-    """One dict per evaluated iteration: metrics by task, samples kept, stage seconds."""
+    """One dict per evaluated iteration: metrics by task, samples (SFT) or pairs (DPO) kept, stage seconds."""
     by_iter: dict[int, dict] = defaultdict(lambda: {"tasks": defaultdict(dict)})
     for row in store.metrics():
         target = by_iter[row["iteration"]]
@@ -199,7 +220,7 @@ def iteration_rows(store: RunStore) -> list[dict]:
         row = by_iter[it] | {"iteration": it, "tasks": dict(by_iter[it]["tasks"])}
         select_info = store.stage_info(it, "select") or {}
         judge_info = store.stage_info(it, "judge") or {}
-        row["kept"] = select_info.get("kept")
+        row["kept"] = select_info.get("pairs", select_info.get("kept"))
         row["judge_failed_train"] = judge_info.get("failed")
         row["seconds"] = store.stage_seconds(it)
         rows.append(row)

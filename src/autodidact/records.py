@@ -77,3 +77,22 @@ class SFTExample:
     messages: list[Message]  # the prompt's messages
     completion: str  # the assistant response to learn
     score: float
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """Two responses to one prompt, the better-judged one `chosen`: a DPO training example."""
+
+    prompt_id: str
+    messages: list[Message]  # the prompt's messages
+    chosen: str  # the assistant response to prefer
+    rejected: str  # the assistant response to move away from
+    chosen_sample_id: str
+    rejected_sample_id: str
+    chosen_score: float
+    rejected_score: float
+
+    @property
+    def margin(self) -> float:
+        """How much better the chosen response was judged (> 0)."""
+        return self.chosen_score - self.rejected_score

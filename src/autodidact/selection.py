@@ -1,8 +1,8 @@
-"""From samples and judgments to training examples.
+"""From samples and judgments to training examples: SFT examples or preference pairs.
 
 Failed judgments (score None) never reach training; empty responses and exact
 duplicates (same prompt, same text) are dropped before ranking so a repeated
-answer cannot take several top-k slots.
+answer cannot take several top-k slots, nor be paired against itself.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from autodidact.records import Judgment, Prompt, Sample, SFTExample
+from autodidact.records import Judgment, PreferencePair, Prompt, Sample, SFTExample
 
 
 def scored_candidates(
@@ -84,3 +84,49 @@ def select(
         )
         for s, score in chosen
     ]
+
+
+def select_pairs(
+    prompts: Mapping[str, Prompt],
+    samples: Sequence[Sample],
+    judgments: Sequence[Judgment],
+    min_margin: float = 0.0,
+) -> list[PreferencePair]:
+    """Best-vs-worst preference pairs: one per prompt, for DPO.
+
+    Among a prompt's valid, non-empty, distinct samples the best-scored one is
+    chosen and the worst-scored one rejected. A prompt gives no pair when it
+    has fewer than two such samples, when they all score the same (a tie says
+    nothing about which is better), or when the gap is below `min_margin`.
+    Ties within the top or the bottom score resolve by generation order (the
+    earliest best, the latest worst), so the result is deterministic.
+
+    Args:
+        prompts: prompt id -> prompt (for the messages of each pair).
+        samples, judgments: one iteration's samples and their judgments.
+        min_margin: smallest chosen-minus-rejected score gap that makes a pair.
+
+    Returns:
+        The pairs, in the order the prompts first appear in `samples`.
+    """
+    pairs = []
+    for prompt_id, ranked in scored_candidates(samples, judgments).items():
+        if len(ranked) < 2:
+            continue
+        (best, best_score), (worst, worst_score) = ranked[0], ranked[-1]
+        margin = best_score - worst_score
+        if margin <= 0 or margin < min_margin:
+            continue
+        pairs.append(
+            PreferencePair(
+                prompt_id=prompt_id,
+                messages=prompts[prompt_id].messages,
+                chosen=best.text.strip(),
+                rejected=worst.text.strip(),
+                chosen_sample_id=best.id,
+                rejected_sample_id=worst.id,
+                chosen_score=best_score,
+                rejected_score=worst_score,
+            )
+        )
+    return pairs

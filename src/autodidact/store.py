@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from autodidact.errors import AutodidactError
-from autodidact.records import Judgment, Prompt, Sample, SFTExample
+from autodidact.records import Judgment, PreferencePair, Prompt, Sample, SFTExample
 
 SCHEMA_VERSION = 1
 
-_TABLES = ("meta", "prompts", "samples", "judgments", "selections", "metrics", "stages", "checkpoints")
+_TABLES = ("meta", "prompts", "samples", "judgments", "selections", "pairs", "metrics", "stages", "checkpoints")
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -51,6 +51,13 @@ _SCHEMA = (
         iteration INTEGER NOT NULL, sample_id TEXT NOT NULL REFERENCES samples(id),
         prompt_id TEXT NOT NULL, messages TEXT NOT NULL, completion TEXT NOT NULL,
         score REAL, PRIMARY KEY (iteration, sample_id))""",
+    # Added after schema version 1 shipped: CREATE IF NOT EXISTS gives older run
+    # directories the (empty) table on open, so the version stays 1.
+    """CREATE TABLE IF NOT EXISTS pairs (
+        iteration INTEGER NOT NULL, prompt_id TEXT NOT NULL REFERENCES prompts(id), messages TEXT NOT NULL,
+        chosen_sample_id TEXT NOT NULL REFERENCES samples(id), rejected_sample_id TEXT NOT NULL REFERENCES samples(id),
+        chosen TEXT NOT NULL, rejected TEXT NOT NULL, chosen_score REAL NOT NULL, rejected_score REAL NOT NULL,
+        PRIMARY KEY (iteration, chosen_sample_id, rejected_sample_id))""",
     """CREATE TABLE IF NOT EXISTS metrics (
         iteration INTEGER NOT NULL, name TEXT NOT NULL, task TEXT NOT NULL DEFAULT '',
         value REAL, PRIMARY KEY (iteration, name, task))""",
@@ -244,6 +251,27 @@ class RunStore:
         )
         return [SFTExample(sample_id=r[0], prompt_id=r[1], messages=json.loads(r[2]), completion=r[3], score=r[4])
                 for r in rows]
+
+    def add_pairs(self, iteration: int, pairs: list[PreferencePair]) -> None:
+        """Insert the preference pairs selected at an iteration; duplicates raise."""
+        self._write(
+            "INSERT INTO pairs (iteration, prompt_id, messages, chosen_sample_id, rejected_sample_id,"
+            " chosen, rejected, chosen_score, rejected_score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(iteration, p.prompt_id, json.dumps(p.messages), p.chosen_sample_id, p.rejected_sample_id,
+              p.chosen, p.rejected, _real(p.chosen_score, f"score of {p.chosen_sample_id}"),
+              _real(p.rejected_score, f"score of {p.rejected_sample_id}")) for p in pairs],
+        )
+
+    def pairs(self, iteration: int) -> list[PreferencePair]:
+        """The preference pairs selected at an iteration, in insertion order."""
+        rows = self._all(
+            "SELECT prompt_id, messages, chosen, rejected, chosen_sample_id, rejected_sample_id,"
+            " chosen_score, rejected_score FROM pairs WHERE iteration = ? ORDER BY rowid",
+            (iteration,),
+        )
+        return [PreferencePair(prompt_id=r[0], messages=json.loads(r[1]), chosen=r[2], rejected=r[3],
+                               chosen_sample_id=r[4], rejected_sample_id=r[5], chosen_score=r[6],
+                               rejected_score=r[7]) for r in rows]
 
     def add_metrics(self, iteration: int, values: Mapping[str, float | None], task: str = "") -> None:
         """Insert metrics of an iteration (task '' = all tasks); None -> NULL, NaN raises ValueError."""

@@ -1,14 +1,24 @@
 """Engines turn requests into text or log-probabilities.
 
-One protocol, several implementations: in-process transformers today; an
-OpenAI-compatible server or vLLM slot in behind the same three methods.
+One protocol, several implementations: in-process transformers, an
+OpenAI-compatible server (`OpenAIEngine`); vLLM slots in behind the same
+three methods.
+
+A request that fails (server unreachable, API error, timeout after the
+retries) does not raise and is never a silent 0: `generate` returns its
+completions with empty text and `error` set, and `continuation_logprobs`
+returns a `FailedRow` for it: -inf for every continuation (no probability,
+so a judge that does not look reads "no score", i.e. a failed judgment),
+carrying the reason in `error`. `request_error(result)` reads the reason back
+from either. In-process engines never fail per request.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from autodidact.records import Message
 
@@ -28,6 +38,28 @@ class SamplingParams:
 class Completion:
     text: str
     num_tokens: int
+    error: str | None = None  # set when the request failed; text is then empty
+
+
+class EngineError(Exception):
+    """A request an engine could not serve; its message is the reason recorded in the judgment."""
+
+
+class FailedRow(list):
+    """A `continuation_logprobs` row for a failed request: -inf for every continuation, and the reason."""
+
+    def __init__(self, width: int, error: str):
+        super().__init__([-math.inf] * width)
+        self.error = error
+
+
+def request_error(result: Any) -> str | None:
+    """Why a request failed, or None: `result` is a Completion, a prompt's completions, or a logprob row."""
+    if isinstance(result, (Completion, FailedRow)):
+        return result.error
+    if isinstance(result, Sequence) and result and isinstance(result[0], Completion):
+        return result[0].error
+    return None
 
 
 @runtime_checkable
@@ -53,4 +85,23 @@ class Engine(Protocol):
 
 from autodidact.engines.transformers_engine import TransformersEngine  # noqa: E402
 
-__all__ = ["Completion", "Engine", "SamplingParams", "TransformersEngine"]
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the `openai` client is only needed for a judge server.
+    if name == "OpenAIEngine":
+        from autodidact.engines.openai_engine import OpenAIEngine
+
+        return OpenAIEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "Completion",
+    "Engine",
+    "EngineError",
+    "FailedRow",
+    "OpenAIEngine",
+    "SamplingParams",
+    "TransformersEngine",
+    "request_error",
+]

@@ -7,12 +7,12 @@ reload from disk.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import torch
 
 from autodidact.engines import Completion, SamplingParams
+from autodidact.engines.decoding import DecodeOptions, NucleusSampler, decode
 from autodidact.progress import progress_bar
 from autodidact.records import Message
 
@@ -23,17 +23,17 @@ class TransformersEngine:
     Args:
         model: a causal LM (optionally wrapped by PEFT).
         tokenizer: its tokenizer, with a chat template.
-        batch_size: sequences decoded together; prompts are grouped so that
-            `prompts x n` fills a batch.
+        batch_size: sequences decoded together (prompts x n); more is faster
+            on CPU up to the memory cap in `DecodeOptions`.
         score_batch_size: prompts per forward pass in `continuation_logprobs`.
     """
 
     supports_logprobs = True
 
-    def __init__(self, model, tokenizer, batch_size: int = 64, score_batch_size: int = 16):
+    def __init__(self, model, tokenizer, batch_size: int = 256, score_batch_size: int = 16):
         self.model = model
         self.tokenizer = tokenizer
-        self.batch_size = batch_size
+        self.decode_options = DecodeOptions(max_sequences=batch_size)
         self.score_batch_size = score_batch_size
         eos = {tokenizer.eos_token_id}
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
@@ -63,44 +63,33 @@ class TransformersEngine:
 
     # --- generation ----------------------------------------------------------
 
-    @torch.inference_mode()
     def generate(self, prompts: Sequence[str], params: SamplingParams, desc: str = "generating") -> list[list[Completion]]:
+        """`params.n` samples per prompt; see `engines.decoding` for how the batch is run.
+
+        A sample depends only on (seed, prompt, sample index): identical
+        prompts in one call get identical samples.
+        """
         self.model.eval()
         encoded = [self._encode(p) for p in prompts]
-        # Longest first: similar lengths share a batch (less padding) and the
-        # memory peak shows up in the first batch rather than the last.
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-        per_batch = max(1, self.batch_size // params.n)
-        results: list[list[Completion]] = [[] for _ in prompts]
-        batches = [order[i : i + per_batch] for i in range(0, len(order), per_batch)]
-        sampling = params.temperature > 0
+        sampler = NucleusSampler(params.temperature, params.top_p)
         with progress_bar(desc, total=len(prompts) * params.n, unit="samples") as advance:
-            for b, batch in enumerate(batches):
-                ids, mask = self._left_pad([encoded[i] for i in batch])
-                torch.manual_seed(params.seed * 100_003 + b)  # reproducible per batch, whatever ran before
-                out = self.model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    do_sample=sampling,
-                    temperature=params.temperature if sampling else None,
-                    top_p=params.top_p if sampling else None,
-                    top_k=None,
-                    max_new_tokens=params.max_new_tokens,
-                    num_return_sequences=params.n,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                    eos_token_id=self.stop_token_ids,
-                )
-                new_tokens = out[:, ids.shape[1] :].cpu()  # (len(batch) * n, T)
-                for row, tokens in enumerate(new_tokens):
-                    results[batch[row // params.n]].append(self._completion(tokens))
-                advance(len(batch) * params.n)
-        return results
+            tokens = decode(
+                self.model,
+                encoded,
+                params.n,
+                sampler,
+                seed=params.seed,
+                max_new_tokens=params.max_new_tokens,
+                stop_ids=self.stop_token_ids,
+                pad_id=self.tokenizer.pad_token_id,
+                options=self.decode_options,
+                on_progress=advance,
+            )
+        return [[self._completion(t) for t in per_prompt] for per_prompt in tokens]
 
-    def _completion(self, tokens: torch.Tensor) -> Completion:
-        ended = torch.isin(tokens, torch.tensor(self.stop_token_ids))
-        length = int(ended.nonzero()[0, 0]) if ended.any() else len(tokens)
-        text = self.tokenizer.decode(tokens[:length], skip_special_tokens=True)
-        return Completion(text=text.strip(), num_tokens=length)
+    def _completion(self, tokens: list[int]) -> Completion:
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        return Completion(text=text.strip(), num_tokens=len(tokens))
 
     # --- scoring -------------------------------------------------------------
 
@@ -131,47 +120,49 @@ class TransformersEngine:
     ) -> list[list[float]]:
         """log P(continuation | prompt), teacher-forced, for every pair.
 
-        One forward pass over the prompts gives every single-token
-        continuation; each multi-token continuation (e.g. "10" split as "1",
-        "0") costs one short extra step on the cached prompt.
+        A multi-token continuation ("10" as "1", "0") is scored by appending
+        all but its last token to the prompt and reading the logits of the
+        last few positions: under causal attention the prompt's positions do
+        not see the appended tokens, so one forward pass serves every
+        continuation that shares that appended part (all of "0".."10").
+        Prompts are scored longest first, so a batch pads little.
         """
         if not prompts:
             return []
         self.model.eval()
         strip, cont_ids = self._continuation_ids(prompts[0], continuations)
-        results: list[list[float]] = []
+        encoded = [self._encode(p[: len(p) - strip] if strip else p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        results: list[list[float]] = [[] for _ in prompts]
         with progress_bar(desc, total=len(prompts), unit="prompts") as advance:
-            for start in range(0, len(prompts), self.score_batch_size):
-                chunk = prompts[start : start + self.score_batch_size]
-                rows = [self._encode(p[: len(p) - strip] if strip else p) for p in chunk]
-                results.extend(self._score_chunk(rows, cont_ids))
+            for start in range(0, len(order), self.score_batch_size):
+                chunk = order[start : start + self.score_batch_size]
+                for i, row in zip(chunk, self._score_chunk([encoded[i] for i in chunk], cont_ids)):
+                    results[i] = row
                 advance(len(chunk))
         return results
 
     def _score_chunk(self, rows: list[list[int]], cont_ids: list[list[int]]) -> list[list[float]]:
-        ids, mask = self._left_pad(rows)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        needs_cache = any(len(c) > 1 for c in cont_ids)
-        # logits_to_keep=1: only the last position's logits are needed; the full
-        # (B, T, V) tensor would cost ~0.5 GB for a 49k vocabulary and gain nothing.
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=needs_cache, logits_to_keep=1)
-        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
-        scores = torch.zeros(len(rows), len(cont_ids))
+        # Group continuations by the tokens that must be appended (all but their last);
+        # single-token continuations join the first group at no cost.
+        groups: dict[tuple[int, ...], list[int]] = {}
         for c, tokens in enumerate(cont_ids):
-            lp = first[:, tokens[0]]
-            if len(tokens) > 1:
-                rest = torch.tensor(tokens[:-1], device=self.device).expand(len(rows), -1)  # (B, m-1)
-                ext_mask = torch.cat([mask, torch.ones_like(rest)], dim=1)
-                ext_pos = positions[:, -1:] + torch.arange(1, rest.shape[1] + 1, device=self.device)
-                step = self.model(
-                    input_ids=rest,
-                    attention_mask=ext_mask,
-                    position_ids=ext_pos,
-                    past_key_values=copy.deepcopy(out.past_key_values),
-                    use_cache=True,
-                )
-                logp = torch.log_softmax(step.logits.float(), dim=-1)  # (B, m-1, V)
-                nxt = torch.tensor(tokens[1:], device=self.device)
-                lp = lp + logp.gather(-1, nxt.expand(len(rows), -1).unsqueeze(-1)).squeeze(-1).sum(-1)
-            scores[:, c] = lp.cpu()
+            groups.setdefault(tuple(tokens[:-1]), []).append(c)
+        appended = sorted(groups, key=len, reverse=True)
+        if () in groups and len(appended) > 1:  # fold the single-token ones into the first group
+            groups[appended[0]] += groups.pop(())
+            appended.remove(())
+        scores = torch.zeros(len(rows), len(cont_ids))
+        for extra in appended:
+            ids, mask = self._left_pad([row + list(extra) for row in rows])
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            # Only the last len(extra) + 1 positions' logits are needed; the full
+            # (B, T, V) tensor would cost ~0.5 GB for a 49k vocabulary.
+            keep = len(extra) + 1
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=keep)
+            logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B, keep, V)
+            for c in groups[extra]:
+                tokens = cont_ids[c]
+                steps = torch.arange(len(tokens))
+                scores[:, c] = logp[:, steps, torch.tensor(tokens)].sum(-1).cpu()
         return scores.tolist()

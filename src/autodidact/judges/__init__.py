@@ -64,8 +64,64 @@ def _verifier(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Ju
     return TaskVerifierJudge(tasks)
 
 
+def _program(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
+    from autodidact.judges.programmatic import ProgramJudge
+
+    return ProgramJudge(config.program, config.program_args, config.program_timeout, config.program_workers)
+
+
+def _pairwise(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
+    from autodidact.judges.pairwise import PairwiseJudge
+
+    return PairwiseJudge(
+        engine,
+        mode=config.mode,
+        schedule=config.pairwise_schedule,
+        k=config.pairwise_k,
+        aggregate=config.pairwise_aggregate,
+        min_mass=config.min_score_mass,
+    )
+
+
+def _contrastive(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
+    from autodidact.judges.contrastive import ContrastiveJudge
+
+    return ContrastiveJudge(
+        engine,
+        mode=config.mode,
+        reasoning_tokens=config.reasoning_tokens,
+        schedule=config.pairwise_schedule,
+        k=config.pairwise_k,
+        aggregate=config.pairwise_aggregate,
+        min_mass=config.min_score_mass,
+    )
+
+
+def _self_consistency(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
+    from autodidact.judges.consistency import SelfConsistencyJudge
+
+    return SelfConsistencyJudge(config.extractor)
+
+
+def _ensemble(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
+    from autodidact.judges.ensemble import EnsembleJudge, PersonaJudge
+
+    members = [build_judge(member, engine, tasks) for member in config.members]
+    members += [PersonaJudge(engine, p, mode=config.mode, min_mass=config.min_score_mass) for p in config.personas]
+    return EnsembleJudge(members, combine=config.combine)
+
+
 # One record per judge: the name in the config -> how to build it.
-JUDGES: dict[str, Callable[..., Judge]] = {"direct": _direct, "rubric": _rubric, "verifier": _verifier}
+JUDGES: dict[str, Callable[..., Judge]] = {
+    "direct": _direct,
+    "rubric": _rubric,
+    "pairwise": _pairwise,
+    "contrastive": _contrastive,
+    "self_consistency": _self_consistency,
+    "ensemble": _ensemble,
+    "verifier": _verifier,
+    "program": _program,
+}
 
 
 def build_judge(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:

@@ -37,8 +37,60 @@ Check the response against each criterion, one short line each:
 {criteria}
 Then give the overall rating from 0 (worst) to 10 (best) on the last line as "Final score: N"."""
 
+PAIRWISE = """You are a strict grader. Read the user's request and two assistant responses, A and B, then decide which response is better.
+
+[User request]
+{question}
+
+[Response A]
+{begin}
+{a}
+{end}
+
+[Response B]
+{begin}
+{b}
+{end}
+
+Which response is more correct and follows every instruction in the request better? Reply with the letter A or B only."""
+
+CONTRASTIVE = """You are a strict grader. Read the user's request and two assistant responses, A and B.
+
+[User request]
+{question}
+
+[Response A]
+{begin}
+{a}
+{end}
+
+[Response B]
+{begin}
+{b}
+{end}
+
+In two or three sentences, explain what makes one response better than the other (correctness, following the instructions). Then give your verdict on the last line as "Better response: A" or "Better response: B"."""
+
+REVISE = """A reviewer compared the assistant response below with another response to the same request and explained what is wrong with it{label_note}. Rewrite the response so that it answers the request correctly.
+
+[User request]
+{question}
+
+[Response to improve]
+{begin}
+{response}
+{end}
+
+[Reviewer's explanation]
+{begin}
+{explanation}
+{end}
+
+Reply with the improved response only."""
+
 DIRECT_ANSWER_PREFIX = "Score: "
 RUBRIC_ANSWER_PREFIX = "Final score: "
+PAIRWISE_ANSWER_PREFIX = "Better response: "
 
 
 def fence(response: str) -> str:
@@ -53,3 +105,29 @@ def direct_prompt(question: str, response: str) -> str:
 def rubric_prompt(question: str, response: str, criteria: Sequence[str]) -> str:
     listed = "\n".join(f"- {c}" for c in criteria)
     return RUBRIC.format(question=question, response=fence(response), begin=BEGIN, end=END, criteria=listed)
+
+
+def persona_prompt(persona: str, question: str, response: str) -> str:
+    """The direct prompt, preceded by a persona from the config (trusted text)."""
+    return f"{persona.strip()}\n\n{direct_prompt(question, response)}"
+
+
+def pairwise_prompt(question: str, a: str, b: str) -> str:
+    return PAIRWISE.format(question=question, a=fence(a), b=fence(b), begin=BEGIN, end=END)
+
+
+def contrastive_prompt(question: str, a: str, b: str) -> str:
+    return CONTRASTIVE.format(question=question, a=fence(a), b=fence(b), begin=BEGIN, end=END)
+
+
+def revise_prompt(question: str, response: str, explanation: str, label: str = "") -> str:
+    """`label`: what the explanation calls the response to improve ("A" or "B"), if known."""
+    label_note = f" (the explanation calls it Response {label})" if label else ""
+    return REVISE.format(
+        question=question,
+        response=fence(response),
+        explanation=fence(explanation),
+        label_note=label_note,
+        begin=BEGIN,
+        end=END,
+    )

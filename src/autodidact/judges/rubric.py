@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
-from autodidact.engines import Engine, SamplingParams
+from autodidact.engines import Engine, SamplingParams, request_error
 from autodidact.judges import JudgeItem
 from autodidact.judges.direct import generated_judgment, logprob_judgment
 from autodidact.judges.prompts import RUBRIC_ANSWER_PREFIX, rubric_prompt
@@ -47,10 +47,18 @@ class RubricJudge:
             for i in items
         ]
         params = SamplingParams(n=1, temperature=0.0, max_new_tokens=self.reasoning_tokens)
-        reasoning = [out[0].text for out in self.engine.generate(prompts, params, desc="judging (reasoning)")]
+        outputs = self.engine.generate(prompts, params, desc="judging (reasoning)")
+        reasoning = [out[0].text for out in outputs]
+        failures = [request_error(out) for out in outputs]  # a failed reasoning step fails the judgment
         if self.mode == "generate":
-            return [generated_judgment(i.sample_id, self.name, text, rationale=text) for i, text in zip(items, reasoning)]
+            return [
+                generated_judgment(i.sample_id, self.name, text, rationale=text, engine_error=e)
+                for i, text, e in zip(items, reasoning, failures)
+            ]
         cut = [_FINAL.split(text, maxsplit=1)[0].rstrip() for text in reasoning]
         scored = [p + r + "\n" + RUBRIC_ANSWER_PREFIX for p, r in zip(prompts, cut)]
         table = self.engine.continuation_logprobs(scored, SCORES, desc="judging (scores)")
-        return [logprob_judgment(i.sample_id, self.name, lp, self.min_mass, rationale=r) for i, lp, r in zip(items, table, cut)]
+        return [
+            logprob_judgment(i.sample_id, self.name, lp, self.min_mass, rationale=r, engine_error=e)
+            for i, lp, r, e in zip(items, table, cut, failures)
+        ]

@@ -16,7 +16,9 @@ SCORES: tuple[str, ...] = tuple(str(s) for s in range(11))  # "0" .. "10"
 # The last "score: N" (or "N/10") in the judge's own output. Anchored on the
 # word "score" so that numbers in its reasoning are not taken for the verdict.
 _SCORE = re.compile(r"score\s*(?:is|of|=|:)?\s*\**\s*(\d{1,2}(?:\.\d+)?)\s*(?:/\s*10)?", re.IGNORECASE)
-_BARE = re.compile(r"^\s*\**\s*(\d{1,2}(?:\.\d+)?)\s*(?:/\s*10)?\s*\**\s*\.?\s*$")
+# A bare number on the first line: the judge answered right after "Score: " and
+# may have gone on writing on later lines ("7\n\nThe response ...").
+_BARE = re.compile(r"^\s*\**\s*(\d{1,2}(?:\.\d+)?)\s*(?:/\s*10)?\s*\**\s*\.?[ \t]*(?:\n|$)")
 
 
 def exact_probabilities(logprobs: Sequence[float], labels: Sequence[str] = SCORES) -> list[float]:

@@ -1,6 +1,8 @@
-"""Training on the selected samples: SFT through TRL, LoRA through PEFT."""
+"""Training on the selected data: SFT and DPO through TRL, LoRA through PEFT."""
 
 from autodidact.training.checkpoints import load_policy, save_checkpoint
-from autodidact.training.sft import TrainResult, prepare_policy, train_sft
+from autodidact.training.dpo import train_dpo
+from autodidact.training.sft import prepare_policy, train_sft
+from autodidact.training.trainer import TrainResult
 
-__all__ = ["TrainResult", "load_policy", "prepare_policy", "save_checkpoint", "train_sft"]
+__all__ = ["TrainResult", "load_policy", "prepare_policy", "save_checkpoint", "train_dpo", "train_sft"]

@@ -9,26 +9,15 @@ with the new weights at once.
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from autodidact.config import TrainingConfig
-from autodidact.progress import progress_bar
 from autodidact.records import SFTExample
+from autodidact.training.trainer import TrainResult, run_trainer, trainer_arguments
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    examples: int
-    steps: int
-    tokens: int  # non-padding tokens seen, prompt + response, all epochs
-    loss: float | None
-    seconds: float
 
 
 def prepare_policy(model, config: TrainingConfig):
@@ -49,32 +38,9 @@ def prepare_policy(model, config: TrainingConfig):
     return get_peft_model(model, lora)
 
 
-def _progress_callback(total_steps: int):
-    from transformers import TrainerCallback
-
-    class RichProgress(TrainerCallback):
-        """Trainer progress as a rich bar, like generation and judging."""
-
-        def __init__(self):
-            self._bar = progress_bar("training", total=total_steps, unit="steps")
-            self._advance = None
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self._advance = self._bar.__enter__()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self._advance(1)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            self._bar.__exit__(None, None, None)
-
-    return RichProgress()
-
-
 def train_sft(model, tokenizer, examples: Sequence[SFTExample], config: TrainingConfig, seed: int) -> TrainResult:
     """One SFT pass over `examples`, updating `model` in place."""
     from datasets import Dataset
-    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     start = time.perf_counter()
@@ -85,33 +51,11 @@ def train_sft(model, tokenizer, examples: Sequence[SFTExample], config: Training
         {"prompt": list(ex.messages), "completion": [{"role": "assistant", "content": ex.completion}]}
         for ex in examples
     ]
-    device = next(model.parameters()).device
     with tempfile.TemporaryDirectory(prefix="autodidact-sft-") as workdir:
-        args = SFTConfig(
-            output_dir=workdir,
-            per_device_train_batch_size=config.batch_size,
-            gradient_accumulation_steps=config.gradient_accumulation_steps,
-            num_train_epochs=config.epochs,
-            learning_rate=config.learning_rate,
-            lr_scheduler_type="constant",  # each iteration is short; a decay to 0 would waste its tail
-            warmup_steps=0,
-            max_length=config.max_length,
-            completion_only_loss=True,
-            logging_steps=1,
-            save_strategy="no",
-            report_to="none",
-            seed=seed,
-            use_cpu=device.type == "cpu",
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-        )
+        args = SFTConfig(**trainer_arguments(config, model, workdir, seed), completion_only_loss=True)
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
-        trainer.remove_callback(PrinterCallback)
-        batches = len(trainer.get_train_dataloader())
-        total_steps = math.ceil(batches * config.epochs / config.gradient_accumulation_steps)
-        trainer.add_callback(_progress_callback(total_steps))
         tokens_per_epoch = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
-        output = trainer.train()
+        output = run_trainer(trainer, config)
     model.eval()
     return TrainResult(
         examples=len(examples),

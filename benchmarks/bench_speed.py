@@ -1,0 +1,432 @@
+"""Speed of every stage against the machine's ceiling and the tools a user would use instead.
+
+    make bench            # or: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_speed.py [--quick]
+
+One process, the bundled model, a fixed workload (64 prompts x 4 samples x
+up to 64 new tokens, then judging and one epoch of training on the selected
+samples). Prints a table and writes bench-results/speed.json. Sections:
+
+1. generation tokens/s: the engine, the naive baseline, llama.cpp (if installed)
+2. the ceiling: measured matmul FLOP/s -> tokens/s = FLOP/s / (2 x parameters)
+3. judging: log-probability vs generative judgments/s, and their agreement
+4. training: trained (non-padding) tokens/s vs the training ceiling
+5. one full iteration of the real loop (default config): seconds per stage
+6. the whole loop vs TRL's GRPOTrainer: completions per minute
+7. scaling: iteration time at 1x/2x/4x prompts and 2x tokens; memory over 5 iterations
+
+Rates of the baselines are measured on a subset of the prompts
+(--baseline-prompts, --grpo-prompts): a rate does not need the whole
+workload, and the naive baseline and GRPO are slow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+console = Console()
+
+
+def section(title: str) -> None:
+    console.rule(title)
+
+
+# --- ceiling ------------------------------------------------------------------
+
+
+def matmul_flops(dtype: torch.dtype, shapes: list[tuple[int, int, int]], repeats: int = 10) -> dict[str, float]:
+    """FLOP/s of (m x k) @ (k x n) for each shape, best of `repeats`."""
+    out = {}
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+        for _ in range(3):
+            a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t)
+        out[f"{m}x{k}x{n}"] = 2 * m * k * n / best
+    return out
+
+
+def model_shapes(model, rows: int) -> list[tuple[int, int, int]]:
+    cfg = model.config
+    h, i, v = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+    return [(rows, h, i), (rows, i, h), (rows, h, h), (rows, h, v), (2048, 2048, 2048)]
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def rss_mib() -> tuple[float, float]:
+    """(current, peak since the last reset) resident memory of this process, MiB."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def reset_peak_rss() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM to the current RSS
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    if len(x) < 3:
+        return None
+    rx = torch.tensor(x).argsort().argsort().float()
+    ry = torch.tensor(y).argsort().argsort().float()
+    return float(torch.corrcoef(torch.stack([rx, ry]))[0, 1])
+
+
+class Workload:
+    """The bench's model, engine, judge and prompts, shared by the sections."""
+
+    def __init__(self, args):
+        from autodidact.config import load_config
+        from autodidact.engines import TransformersEngine
+        from autodidact.judges.direct import DirectScoreJudge
+        from autodidact.tasks import get_task
+        from autodidact.training import load_policy
+
+        self.config = load_config(ROOT / "configs" / "default.yaml")
+        self.policy, self.tokenizer = load_policy(self.config, None)
+        self.engine = TransformersEngine(self.policy, self.tokenizer, batch_size=self.config.generation.batch_size)
+        self.judge = DirectScoreJudge(self.engine, mode="logprobs", batch_size=self.config.judge.batch_size)
+        self.engine.score_batch_size = self.config.judge.batch_size
+        half = args.prompts // 2
+        size = max(half, 2 * args.scaling_prompts)  # the 4x scaling point takes 4 x scaling_prompts / 2 per task
+        self.pool = {name: get_task(name).build(max(200, size), 48, seed=0)[0][:size] for name in self.config.tasks.names}
+        self.prompts = [p for prompts in self.pool.values() for p in prompts[:half]]
+        self.n, self.max_new = args.samples, args.max_new_tokens
+        self.temperature, self.top_p = self.config.generation.temperature, self.config.generation.top_p
+
+    def params(self, max_new: int | None = None, seed: int = 0):
+        from autodidact.engines import SamplingParams
+
+        return SamplingParams(self.n, self.temperature, self.top_p, max_new or self.max_new, seed=seed)
+
+    def iteration(self, prompts, max_new: int | None = None, seed: int = 0) -> dict[str, float]:
+        """generate -> judge -> select -> train with the loop's own functions; seconds per stage."""
+        from autodidact.judges import JudgeItem
+        from autodidact.records import Sample
+        from autodidact.selection import select
+        from autodidact.training import train_sft
+
+        t = {}
+        start = time.perf_counter()
+        outputs = self.engine.generate([self.engine.render(p.messages) for p in prompts], self.params(max_new, seed))
+        samples = [Sample(f"{p.id}-{k}", p.id, 1, k, c.text, c.num_tokens) for p, cs in zip(prompts, outputs) for k, c in enumerate(cs)]
+        t["generate"] = time.perf_counter() - start
+        by_id = {p.id: p for p in prompts}
+        start = time.perf_counter()
+        judgments = self.judge.judge([JudgeItem(s.id, by_id[s.prompt_id], s.text) for s in samples])
+        t["judge"] = time.perf_counter() - start
+        start = time.perf_counter()
+        examples = select(by_id, samples, judgments, "top_k", 1)
+        t["select"] = time.perf_counter() - start
+        start = time.perf_counter()
+        result = train_sft(self.policy, self.tokenizer, examples, self.config.training, seed=seed)
+        t["train"] = time.perf_counter() - start
+        t["total"] = sum(t.values())
+        t["samples"] = len(samples)
+        t["generated_tokens"] = sum(s.num_tokens for s in samples)
+        t["trained_tokens"] = result.tokens
+        return t
+
+
+# --- sections -----------------------------------------------------------------
+
+
+def bench_ceiling(w: Workload) -> dict:
+    section("2. ceiling")
+    dtype = next(w.policy.parameters()).dtype
+    flops = matmul_flops(dtype, model_shapes(w.policy.get_base_model(), rows=256))
+    params = sum(p.numel() for n, p in w.policy.get_base_model().named_parameters())
+    peak = max(flops.values())
+    out = {
+        "dtype": str(dtype).removeprefix("torch."),
+        "matmul_flops": flops,
+        "peak_flops": peak,
+        "parameters": params,
+        "generation_ceiling_tokens_per_s": peak / (2 * params),
+        # LoRA: forward (2N) + gradients w.r.t. activations (2N); frozen weights get no gradient.
+        "training_ceiling_tokens_per_s": peak / (4 * params),
+    }
+    console.print({k: v for k, v in out.items() if k != "matmul_flops"})
+    return out
+
+
+def bench_generation(w: Workload, args) -> dict:
+    section("1. generation")
+    texts = [w.engine.render(p.messages) for p in w.prompts]
+    w.engine.generate(texts[:2], w.params(8))  # warm-up: first-call allocations are not throughput
+    start = time.perf_counter()
+    outputs = w.engine.generate(texts, w.params())
+    seconds = time.perf_counter() - start
+    tokens = sum(c.num_tokens for cs in outputs for c in cs)
+    out = {"engine": {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds, "sequences": len(texts) * w.n}}
+    console.print(f"engine: {tokens} tokens in {seconds:.1f} s = {tokens / seconds:.0f} tokens/s")
+
+    subset = texts[: args.baseline_prompts]
+    tokens, seconds = peers.naive_generate(w.policy, w.tokenizer, subset, w.n, w.temperature, w.top_p, w.max_new)
+    out["naive"] = {"prompts": len(subset), "tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
+    console.print(f"naive generate: {tokens} tokens in {seconds:.1f} s = {tokens / seconds:.0f} tokens/s")
+
+    if peers.llama_cpp_available():
+        from autodidact.models import bundled_gguf
+
+        msgs = [p.messages for p in w.prompts[: args.baseline_prompts]]
+        tokens, seconds = peers.llama_cpp_generate(str(bundled_gguf()), msgs, w.n, w.temperature, w.top_p, w.max_new)
+        out["llama_cpp"] = {"prompts": len(msgs), "tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
+        console.print(f"llama.cpp: {tokens} tokens in {seconds:.1f} s = {tokens / seconds:.0f} tokens/s")
+    else:
+        out["llama_cpp"] = None
+        console.print("llama.cpp: not installed (pip install -e '.[bench]' adds it; it compiles for ~6 min)")
+    w.samples = [(p, c.text, c.num_tokens) for p, cs in zip(w.prompts, outputs) for c in cs]
+    return out
+
+
+def bench_judging(w: Workload) -> dict:
+    section("3. judging")
+    from autodidact.judges import JudgeItem
+    from autodidact.judges.direct import DirectScoreJudge
+    from autodidact.judges.rubric import RubricJudge
+
+    items = [JudgeItem(f"s{i}", p, text) for i, (p, text, _) in enumerate(w.samples)]
+    judges = {
+        "logprobs": w.judge,
+        "generate": DirectScoreJudge(w.engine, mode="generate"),
+        "rubric_generate": RubricJudge(w.engine, criteria=w.config.judge.criteria, mode="generate", reasoning_tokens=96),
+    }
+    out, scores = {}, {}
+    for name, judge in judges.items():
+        start = time.perf_counter()
+        judgments = judge.judge(items)
+        seconds = time.perf_counter() - start
+        scores[name] = [j.score for j in judgments]
+        failed = sum(j.score is None for j in judgments)
+        out[name] = {"judgments": len(items), "seconds": seconds, "judgments_per_s": len(items) / seconds, "failed": failed}
+        console.print(f"{name}: {len(items) / seconds:.1f} judgments/s ({failed} failed)")
+    for other in ("generate", "rubric_generate"):
+        both = [(a, b) for a, b in zip(scores["logprobs"], scores[other]) if a is not None and b is not None]
+        out[f"agreement_logprobs_vs_{other}"] = {
+            "spearman": spearman([a for a, _ in both], [b for _, b in both]),
+            "both_valid": len(both),
+            "best_sample_same": _same_best(w, scores["logprobs"], scores[other]),
+        }
+    w.judgments = scores["logprobs"]
+    return out
+
+
+def _same_best(w: Workload, a: list, b: list) -> float | None:
+    """Share of prompts where both judges pick the same best sample."""
+    same = total = 0
+    for start in range(0, len(a), w.n):
+        ga, gb = a[start : start + w.n], b[start : start + w.n]
+        if any(x is None for x in ga + gb):
+            continue
+        total += 1
+        same += ga.index(max(ga)) == gb.index(max(gb))
+    return same / total if total else None
+
+
+def bench_training(w: Workload, ceiling: dict) -> dict:
+    section("4. training")
+    from autodidact.records import SFTExample
+    from autodidact.training import train_sft
+
+    examples = []
+    for start in range(0, len(w.samples), w.n):
+        group = [(s, w.judgments[start + k]) for k, s in enumerate(w.samples[start : start + w.n]) if w.judgments[start + k] is not None]
+        if group:
+            (prompt, text, _), score = max(group, key=lambda x: x[1])
+            if text.strip():
+                examples.append(SFTExample(f"s{start}", prompt.id, prompt.messages, text.strip(), score))
+    result = train_sft(w.policy, w.tokenizer, examples, w.config.training, seed=0)
+    rate = result.tokens / result.seconds
+    out = {
+        "examples": result.examples,
+        "tokens": result.tokens,
+        "seconds": result.seconds,
+        "tokens_per_s": rate,
+        "fraction_of_ceiling": rate / ceiling["training_ceiling_tokens_per_s"],
+    }
+    console.print(out)
+    return out
+
+
+def bench_full_iteration() -> dict:
+    section("5. one full iteration of the loop (default config)")
+    from autodidact.config import load_config
+    from autodidact.loop import run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_config(ROOT / "configs" / "default.yaml", [f"output_dir={tmp}", "name=bench", "stopping.max_iterations=1"])
+        start = time.perf_counter()
+        result = run(config)
+        wall = time.perf_counter() - start
+    seconds = {row["iteration"]: row["seconds"] for row in result.iterations}
+    out = {"wall_seconds_with_baseline_eval": wall, "stage_seconds": seconds, "iteration_1_seconds": sum(seconds[1].values())}
+    console.print(out)
+    return out
+
+
+def bench_grpo(w: Workload, args, our: dict) -> dict:
+    section("6. whole loop vs TRL GRPOTrainer")
+    from autodidact.models import load_model
+
+    t = w.config.training
+    lora = {"r": t.lora_r, "lora_alpha": t.lora_alpha, "lora_dropout": t.lora_dropout, "target_modules": t.target_modules}
+    base, tok = load_model("default", w.config.model.dtype, "cpu")
+
+    def reward(users: list[str], texts: list[str]) -> list[float]:
+        from autodidact.judges import JudgeItem
+        from autodidact.records import Prompt
+
+        items = [JudgeItem(str(i), Prompt(str(i), "bench", "train", [{"role": "user", "content": u}]), t) for i, (u, t) in enumerate(zip(users, texts))]
+        return [j.score if j.score is not None else 0.0 for j in w.judge.judge(items)]  # GRPO needs a number
+
+    msgs = [p.messages for p in w.prompts[: args.grpo_prompts]]
+    grpo = peers.grpo_completions_per_minute(base, tok, msgs, reward, lora, w.n, w.max_new, w.temperature)
+    del base
+    out = {"grpo": grpo, "autodidact": our, "ratio": our["completions_per_minute"] / grpo["completions_per_minute"]}
+    console.print(out)
+    return out
+
+
+def bench_scaling(w: Workload, args) -> dict:
+    section("7. scaling and memory")
+    base = args.scaling_prompts // 2
+
+    def prompts(mult: int):
+        return [p for pool in w.pool.values() for p in pool[: base * mult]]
+
+    points = {}
+    for name, mult, tokens in (("1x", 1, None), ("2x_prompts", 2, None), ("4x_prompts", 4, None), ("2x_tokens", 1, 2 * w.max_new)):
+        points[name] = w.iteration(prompts(mult), max_new=tokens, seed=11)
+        console.print(f"{name}: {points[name]['total']:.1f} s  {points[name]}")
+    one = points["1x"]["total"]
+    memory = []
+    for i in range(args.memory_iterations):
+        reset_peak_rss()
+        w.iteration(prompts(1), seed=100 + i)
+        current, peak = rss_mib()
+        memory.append({"iteration": i + 1, "rss_mib": current, "peak_mib": peak})
+        console.print(memory[-1])
+    return {
+        "points": points,
+        "time_ratio_2x_prompts": points["2x_prompts"]["total"] / one,
+        "time_ratio_4x_prompts": points["4x_prompts"]["total"] / one,
+        "time_ratio_2x_tokens": points["2x_tokens"]["total"] / one,
+        "memory": memory,
+    }
+
+
+# --- report -------------------------------------------------------------------
+
+
+def summary(results: dict) -> Table:
+    table = Table(title="AutoDidact speed (bundled model, this machine)")
+    for col in ("measure", "value", "target", "met"):
+        table.add_column(col)
+
+    def row(name, value, target="", ok=None):
+        table.add_row(name, value, target, "" if ok is None else ("yes" if ok else "NO"))
+
+    g, c = results.get("generation"), results.get("ceiling")
+    if g:
+        eng = g["engine"]["tokens_per_s"]
+        row("engine generation", f"{eng:.0f} tok/s")
+        ratio = eng / g["naive"]["tokens_per_s"]
+        row("vs naive generate", f"{g['naive']['tokens_per_s']:.0f} tok/s -> {ratio:.1f}x", ">= 8x", ratio >= 8)
+        if g.get("llama_cpp"):
+            ratio = eng / g["llama_cpp"]["tokens_per_s"]
+            row("vs llama.cpp", f"{g['llama_cpp']['tokens_per_s']:.0f} tok/s -> {ratio:.1f}x", ">= 2.5x", ratio >= 2.5)
+        if c:
+            frac = eng / c["generation_ceiling_tokens_per_s"]
+            row("share of generation ceiling", f"{100 * frac:.1f}% of {c['generation_ceiling_tokens_per_s']:.0f}", ">= 35%", frac >= 0.35)
+    if j := results.get("judging"):
+        ratio = j["logprobs"]["judgments_per_s"] / j["generate"]["judgments_per_s"]
+        row("logprob vs generative judge", f"{j['logprobs']['judgments_per_s']:.1f} vs {j['generate']['judgments_per_s']:.1f}/s -> {ratio:.1f}x", ">= 10x", ratio >= 10)
+        ratio = j["logprobs"]["judgments_per_s"] / j["rubric_generate"]["judgments_per_s"]
+        row("logprob vs rubric (CoT) judge", f"{ratio:.1f}x")
+        agree = j["agreement_logprobs_vs_generate"]
+        row("logprob/generative agreement", f"spearman {agree['spearman'] or float('nan'):.2f}, same best {agree['best_sample_same'] or 0:.2f}")
+    if t := results.get("training"):
+        row("training", f"{t['tokens_per_s']:.0f} tok/s = {100 * t['fraction_of_ceiling']:.1f}% of ceiling", ">= 40%", t["fraction_of_ceiling"] >= 0.4)
+    if f := results.get("full_iteration"):
+        row("one default iteration", f"{f['iteration_1_seconds']:.0f} s", "<= 180 s", f["iteration_1_seconds"] <= 180)
+    if p := results.get("vs_grpo"):
+        row("loop vs TRL GRPO", f"{p['autodidact']['completions_per_minute']:.0f} vs {p['grpo']['completions_per_minute']:.0f} /min -> {p['ratio']:.1f}x", ">= 4x", p["ratio"] >= 4)
+    if s := results.get("scaling"):
+        for key, expect in (("time_ratio_2x_prompts", 2), ("time_ratio_4x_prompts", 4)):
+            ok = abs(s[key] / expect - 1) <= 0.15
+            row(key.replace("_", " "), f"{s[key]:.2f} (linear: {expect})", "within 15%", ok)
+        row("time ratio 2x tokens", f"{s['time_ratio_2x_tokens']:.2f}")
+        peaks = [m["peak_mib"] for m in s["memory"]]
+        row("peak RSS iteration 1 -> last", f"{peaks[0]:.0f} -> {peaks[-1]:.0f} MiB", "flat", peaks[-1] <= peaks[0] * 1.05)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--baseline-prompts", type=int, default=16, help="prompts for the naive and llama.cpp baselines")
+    parser.add_argument("--grpo-prompts", type=int, default=16)
+    parser.add_argument("--scaling-prompts", type=int, default=32, help="prompts at the 1x scaling point")
+    parser.add_argument("--memory-iterations", type=int, default=5)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["judging", "training", "iteration", "grpo", "scaling"])
+    parser.add_argument("--quick", action="store_true", help="a small workload to check the script runs")
+    parser.add_argument("--out", default=str(ROOT / "bench-results" / "speed.json"))
+    args = parser.parse_args()
+    if args.quick:
+        args.prompts, args.baseline_prompts, args.grpo_prompts, args.scaling_prompts, args.memory_iterations = 8, 2, 2, 4, 2
+        args.max_new_tokens = 16
+
+    from autodidact.logs import configure_logging
+    from autodidact.models import resolve_model
+
+    configure_logging(quiet=True)
+    resolve_model("default")  # the one-time GGUF conversion is not part of any figure
+    torch.manual_seed(0)
+    w = Workload(args)
+    results: dict = {"workload": {"prompts": len(w.prompts), "samples": w.n, "max_new_tokens": w.max_new}, "threads": torch.get_num_threads()}
+    results["ceiling"] = bench_ceiling(w)
+    results["generation"] = bench_generation(w, args)
+    if "judging" not in args.skip:
+        results["judging"] = bench_judging(w)
+        if "training" not in args.skip:
+            results["training"] = bench_training(w, results["ceiling"])
+            seconds = results["generation"]["engine"]["seconds"] + results["judging"]["logprobs"]["seconds"] + results["training"]["seconds"]
+            ours = {"completions": len(w.samples), "seconds": seconds, "completions_per_minute": 60 * len(w.samples) / seconds}
+            if "grpo" not in args.skip:
+                results["vs_grpo"] = bench_grpo(w, args, ours)
+    if "scaling" not in args.skip:
+        results["scaling"] = bench_scaling(w, args)
+    if "iteration" not in args.skip:
+        results["full_iteration"] = bench_full_iteration()
+    console.print(summary(results))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

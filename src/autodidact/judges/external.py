@@ -1,0 +1,115 @@
+"""The external verifier: a judge model that is not the policy and is never trained.
+
+`judge.model` picks the engine every judge prompt (direct, rubric, pairwise,
+...) runs on:
+
+- null: the policy judges itself (shared weights; the default).
+- 'default', a local directory, a .gguf file or a hub id: a second model,
+  loaded with `load_model` into its own `TransformersEngine`, gradients off.
+  The trainer only ever sees the policy, so this judge stays fixed across
+  iterations (naming the policy's own base model gives a frozen copy of it).
+- an http(s):// URL: an OpenAI-compatible server (`OpenAIEngine`), checked
+  with one request at start-up.
+
+`judge.mode: logprobs` on an engine without log-probabilities is a config
+error, not a silent switch to 'generate': the two modes score differently,
+and a run must not become a different experiment than the one configured.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from autodidact.engines import Engine, EngineError, TransformersEngine
+from autodidact.errors import AutodidactError
+
+if TYPE_CHECKING:
+    from autodidact.config import JudgeConfig, RunConfig
+    from autodidact.engines.openai_engine import OpenAIEngine
+
+
+def is_server(spec: str | None) -> bool:
+    return spec is not None and spec.startswith(("http://", "https://"))
+
+
+def judge_engine(config: RunConfig, policy_engine: Engine, http_client: Any = None) -> Engine:
+    """The engine the judge runs on: the policy's, a separate local model's, or a server's.
+
+    Raises:
+        AutodidactError: the model or server cannot be used, the API key variable
+            is unset, or mode 'logprobs' meets an engine without log-probabilities.
+    """
+    j = config.judge
+    if j.model is None:
+        engine: Engine = policy_engine
+    elif is_server(j.model):
+        engine = server_engine(j, http_client)
+    else:
+        from autodidact.models import load_model
+
+        try:
+            model, tokenizer = load_model(j.model, dtype=config.model.dtype, device=config.model.device)
+        except AutodidactError as exc:
+            raise AutodidactError(f"judge.model: {exc}") from None
+        model.requires_grad_(False)
+        engine = TransformersEngine(
+            model, tokenizer, batch_size=config.generation.batch_size, score_batch_size=j.batch_size
+        )
+    if j.mode == "logprobs" and not engine.supports_logprobs:
+        raise AutodidactError(
+            f"judge.mode: 'logprobs' needs log-probabilities, which the judge at {j.model} does not return. "
+            "Set judge.mode=generate."
+        )
+    return engine
+
+
+def server_engine(j: JudgeConfig, http_client: Any = None) -> OpenAIEngine:
+    """An `OpenAIEngine` for `judge.model`, probed once so that a wrong URL, name or key fails now."""
+    from autodidact.engines.openai_engine import OpenAIEngine
+
+    api_key = None
+    if j.api_key_env:
+        api_key = os.environ.get(j.api_key_env)
+        if not api_key:
+            raise AutodidactError(
+                f"judge.api_key_env: the environment variable {j.api_key_env} is not set. Export it before the run."
+            )
+    engine = OpenAIEngine(
+        j.model,
+        j.model_name,
+        api_key=api_key,
+        tokenizer=_chat_tokenizer(j.tokenizer) if j.tokenizer else None,
+        concurrency=j.server_concurrency,
+        timeout=j.server_timeout,
+        max_retries=j.server_max_retries,
+        top_logprobs=j.server_top_logprobs,
+        http_client=http_client,
+    )
+    try:
+        engine.probe()
+    except EngineError as exc:
+        raise AutodidactError(
+            f"judge.model: the judge server cannot be used: {exc}. Start it, or fix judge.model, "
+            "judge.model_name or judge.api_key_env."
+        ) from None
+    return engine
+
+
+def _chat_tokenizer(spec: str):
+    from transformers import AutoTokenizer
+
+    from autodidact.models import resolve_model
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(spec))
+    except AutodidactError as exc:
+        raise AutodidactError(f"judge.tokenizer: {exc}") from None
+    except Exception as exc:
+        raise AutodidactError(f"judge.tokenizer: could not load '{spec}': {exc}") from None
+    if tokenizer.chat_template is None:
+        raise AutodidactError(f"judge.tokenizer: '{spec}' has no chat template; use the served model's tokenizer.")
+    return tokenizer
+
+
+__all__ = ["is_server", "judge_engine", "server_engine"]

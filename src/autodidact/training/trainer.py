@@ -1,0 +1,86 @@
+"""What SFT and DPO share: the trainer arguments, the progress bar, one training run, its result.
+
+Both methods run a TRL trainer on the live policy for one iteration: a
+constant learning rate (each iteration is short; a decay to 0 would waste its
+tail), no checkpoints of the trainer's own (the loop saves one per
+iteration), no tqdm or printed logs (a rich bar instead), on the CPU when the
+model is there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from autodidact.config import TrainingConfig
+from autodidact.progress import progress_bar
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    examples: int  # SFT examples or preference pairs trained on
+    steps: int
+    tokens: int  # non-padding tokens seen, prompt + response(s), all epochs
+    loss: float | None
+    seconds: float
+
+
+def trainer_arguments(config: TrainingConfig, model, output_dir: str, seed: int) -> dict[str, Any]:
+    """Keyword arguments common to `SFTConfig` and `DPOConfig` for one iteration's training."""
+    device = next(model.parameters()).device
+    return dict(
+        output_dir=output_dir,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        num_train_epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        max_length=config.max_length,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=seed,
+        use_cpu=device.type == "cpu",
+        # Train in the dtype the model was loaded in (model.dtype 'auto' already picks bfloat16 where the
+        # hardware computes it natively). TRL's default, bf16 autocast, would also leave accelerate's
+        # autocast wrapper on the live model's forward after training, so every later generation and
+        # judgment would silently run in bfloat16 too.
+        bf16=False,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+def _progress_callback(total_steps: int):
+    from transformers import TrainerCallback
+
+    class RichProgress(TrainerCallback):
+        """Trainer progress as a rich bar, like generation and judging."""
+
+        def __init__(self):
+            self._bar = progress_bar("training", total=total_steps, unit="steps")
+            self._advance = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self._advance = self._bar.__enter__()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self._advance(1)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self._bar.__exit__(None, None, None)
+
+    return RichProgress()
+
+
+def run_trainer(trainer, config: TrainingConfig):
+    """`trainer.train()` with our progress bar in place of the printed logs; returns its `TrainOutput`."""
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    batches = len(trainer.get_train_dataloader())
+    total_steps = math.ceil(batches * config.epochs / config.gradient_accumulation_steps)
+    trainer.add_callback(_progress_callback(total_steps))
+    return trainer.train()

@@ -1,0 +1,50 @@
+"""External judge: a separate local model judges and is never trained; null keeps the self-judge."""
+
+from __future__ import annotations
+
+import torch
+
+from autodidact.config import validate_config
+from autodidact.loop import STORE_FILE, SelfImprovementLoop
+from autodidact.store import RunStore
+
+
+def config(policy_dir: str, out, **judge):
+    return validate_config({
+        "name": "ext",
+        "output_dir": str(out),
+        "model": {"name": policy_dir, "dtype": "float32", "device": "cpu"},
+        "tasks": {"train_size": 6, "heldout_size": 2, "prompts_per_iteration": 3},
+        "generation": {"samples_per_prompt": 2, "max_new_tokens": 4},
+        "judge": {"batch_size": 8, **judge},
+        "training": {"lora_r": 2, "lora_alpha": 4, "batch_size": 4},
+        "evaluation": {"max_new_tokens": 4},
+        "stopping": {"max_iterations": 1, "patience": 5},
+    })
+
+
+def test_separate_local_judge_model_is_used_and_never_trained(tiny_model_dirs, tmp_path):
+    cfg = config(tiny_model_dirs["llama"], tmp_path, model=tiny_model_dirs["qwen2"])
+    run_dir = tmp_path / "ext"
+    run_dir.mkdir()
+    with RunStore(run_dir / STORE_FILE) as store:
+        loop = SelfImprovementLoop(cfg, run_dir, store)
+        judge_model = loop.judge.engine.model
+        assert loop.judge.engine is not loop.engine
+        assert type(judge_model).__name__ == "Qwen2ForCausalLM" and type(loop.policy).__name__ != "Qwen2ForCausalLM"
+        assert not any(p.requires_grad for p in judge_model.parameters())
+        before = {name: p.detach().clone() for name, p in judge_model.named_parameters()}
+        result = loop.run()
+        assert result.stop_reason == "reached max_iterations=1"
+        assert store.counts()["checkpoints"] == 1  # the policy was trained...
+        assert len([j for j in store.judgments(1, "direct") if j.score is not None]) == 12 + 2 * 2
+        for name, p in judge_model.named_parameters():  # ...the judge was not
+            assert torch.equal(p, before[name]), name
+
+
+def test_null_judge_model_keeps_the_policy_judging_itself(tiny_llama, tmp_path):
+    cfg = config(tiny_llama, tmp_path)
+    (tmp_path / "ext").mkdir()
+    with RunStore(tmp_path / "ext" / STORE_FILE) as store:
+        loop = SelfImprovementLoop(cfg, tmp_path / "ext", store)
+        assert loop.judge.engine is loop.engine
