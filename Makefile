@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench bench-run compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,20 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration"
 
+# Speed of every stage vs the naive baseline, llama.cpp (with the `bench` extra), TRL GRPO and the
+# machine's ceiling: prints a table, writes bench-results/speed.json (~20 min).
 bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_speed.py
+
+# The default 3-iteration run, timed stage by stage: bench-results/default_run.json.
+bench-run: $(STAMP)
 	$(BIN)/python benchmarks/bench_default_run.py
+
+# Every judging method (and DPO for the best two) on the bundled model, 3 iterations each; resumable.
+# Writes the table into docs/RESULTS.md and the raw numbers into runs/compare/compare.json.
+# Faster, smaller: make compare COMPARE_ARGS="--budget 0.25"
+compare: $(STAMP)
+	$(BIN)/autodidact compare $(COMPARE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -47,4 +47,4 @@ def test_null_judge_model_keeps_the_policy_judging_itself(tiny_llama, tmp_path):
     (tmp_path / "ext").mkdir()
     with RunStore(tmp_path / "ext" / STORE_FILE) as store:
         loop = SelfImprovementLoop(cfg, tmp_path / "ext", store)
-        assert loop.judge.engine is loop.engine
+        assert loop.judge.engine.engine is loop.engine  # through the TokenCounter

@@ -72,7 +72,8 @@ def test_run_at_the_limit_trains_and_records_the_judges_figures(tiny_llama, tmp_
     result = autodidact.run(tiny_program_run(tiny_llama, tmp_path, "ok"))  # 6 of 12 failed: not more than 0.5
     assert result.stop_reason == "reached max_iterations=1"
     with RunStore(tmp_path / "ok" / STORE_FILE) as store:
-        assert store.stage_info(1, "judge") == {"program_timeouts": 0.0, "judgments": 12, "failed": 6}
+        info = {"program_timeouts": 0.0, "judgments": 12, "failed": 6, "judge_tokens": 0}  # a program writes no text
+        assert store.stage_info(1, "judge") == info
         assert store.metric(1, "program_timeouts") == 0.0
         assert store.counts()["checkpoints"] == 1
         assert {e.score for e in store.selection(1)} == {10.0}  # only the graded instruction samples

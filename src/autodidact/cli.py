@@ -1,4 +1,4 @@
-"""`autodidact` command line: run, resume, eval, init."""
+"""`autodidact` command line: run, resume, eval, compare, init."""
 
 from __future__ import annotations
 
@@ -73,6 +73,38 @@ def eval_(
 
     row = evaluate_model(model, task or None, heldout_size, seed, judge)
     out.print(iteration_table([row], sorted(row["tasks"]), title=f"Held-out evaluation of {model}"))
+
+
+@app.command()
+def compare(
+    methods: Annotated[
+        list[str], typer.Option("--methods", help="Methods to run, comma-separated (default: every judge, SFT).")
+    ] = [],
+    dpo_best: Annotated[int, typer.Option(help="Also run DPO for this many of the best SFT self-judges.")] = 2,
+    budget: Annotated[float, typer.Option(help="Share of training prompts per iteration and held-out prompts.")] = 1.0,
+    iterations: Annotated[int, typer.Option(help="Training iterations of every run.")] = 3,
+    config: Annotated[Path, typer.Option(help="Base config of every run.")] = Path("configs/default.yaml"),
+    output_dir: Annotated[Path, typer.Option(help="Folder of the run directories and compare.json.")] = Path(
+        "runs/compare"
+    ),
+    results: Annotated[Path, typer.Option(help="Markdown file whose compare section is replaced.")] = Path(
+        "docs/RESULTS.md"
+    ),
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field of every run.")] = [],
+) -> None:
+    """Run every judging method with the same seeds and budget; write the comparison table.
+
+    A method whose run directory already holds its run is resumed, not redone.
+    """
+    import shlex
+
+    from autodidact.compare import compare as compare_methods
+
+    names = [name.strip() for item in methods for name in item.split(",") if name.strip()]
+    command = shlex.join(["autodidact", *sys.argv[1:]])
+    comparison = compare_methods(config, names, dpo_best, budget, iterations, output_dir, results, set_, command)
+    out.print(comparison.table, markup=False, highlight=False, soft_wrap=True)
+    out.print(f"Wrote the table into {results} and every number into {comparison.settings['json']}.")
 
 
 @app.command()

@@ -280,6 +280,12 @@ class SelectionConfig(Section):
         description="With training.method 'dpo' (which pairs each prompt's best sample against its worst, "
         "instead of using strategy/top_k/min_score): the smallest score gap that makes a pair. Ties never do.",
     )
+    revise: bool = Field(
+        False,
+        description="Critique and revise, with judge.method 'contrastive' and training.method 'sft': for every "
+        "pair the judge decided, the policy rewrites the losing response using the judge's explanation (greedy, "
+        "up to generation.max_new_tokens); each non-empty rewrite is added to the selection as an extra SFT example.",
+    )
 
 
 class TrainingConfig(Section):
@@ -300,6 +306,11 @@ class TrainingConfig(Section):
     batch_size: int = Field(8, ge=1, description="Examples per optimizer step (per device).")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Batches accumulated per optimizer step.")
     max_length: int = Field(512, ge=16, description="Longest training sequence (prompt + response), in tokens.")
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute activations in the backward pass: less memory, ~1.5x the compute. "
+        "Turn on for models whose activations do not fit in memory.",
+    )
     dpo_beta: float = Field(
         0.1,
         gt=0.0,
@@ -342,6 +353,16 @@ class RunConfig(Section):
                 f"tasks.prompts_per_iteration ({self.tasks.prompts_per_iteration}) exceeds tasks.train_size "
                 f"({self.tasks.train_size}); lower it or raise train_size"
             )
+        if self.selection.revise and self.judge.method != "contrastive":
+            raise ValueError(
+                f"selection.revise needs judge.method 'contrastive' (its explanations say what to fix), not "
+                f"'{self.judge.method}'; set judge.method=contrastive or selection.revise=false"
+            )
+        if self.selection.revise and self.training.method != "sft":
+            raise ValueError(
+                "selection.revise adds SFT examples, so it needs training.method 'sft'; "
+                "set training.method=sft or selection.revise=false"
+            )
         return self
 
     def run_dir(self) -> Path:
@@ -355,7 +376,9 @@ class RunConfig(Section):
 
 def _format_error(err: ValidationError) -> str:
     first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "config"
+    if not first["loc"]:  # a check across sections: its message names the fields and the fix
+        return f"config: {first['msg'].removeprefix('Value error, ')}."
+    field = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         return f"config: unknown key '{field}'. Remove it or check the spelling (see `autodidact init`)."
     got = first.get("input")

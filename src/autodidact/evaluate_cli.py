@@ -6,7 +6,7 @@ from pathlib import Path
 
 from autodidact.config import JudgeConfig
 from autodidact.engines import TransformersEngine
-from autodidact.evaluation import evaluate_heldout
+from autodidact.evaluation import evaluate_heldout, heldout_judge
 from autodidact.judges import build_judge
 from autodidact.tasks import TASKS, get_task
 
@@ -34,7 +34,10 @@ def evaluate_model(model: str, tasks: list[str] | None, heldout_size: int, seed:
     judge_config = None if judge == "none" else JudgeConfig(method=judge)  # validates the name before loading
     policy, tokenizer = _load(model)
     engine = TransformersEngine(policy, tokenizer)
-    judge_obj = None if judge_config is None else build_judge(judge_config, engine, task_objs)
+    # A relative judge (pairwise...) cannot score one answer per prompt: a direct judge does, as in a run.
+    judge_obj = None
+    if judge_config is not None:
+        judge_obj = heldout_judge(build_judge(judge_config, engine, task_objs), judge_config, engine)
     # The same split as a run with this seed: build() returns disjoint train/held-out sets.
     prompts = [p for t in task_objs.values() for p in t.build(1, heldout_size, seed)[1]]
     result = evaluate_heldout(engine, judge_obj, task_objs, prompts, 0, max_new_tokens=64)

@@ -1,8 +1,14 @@
 """Held-out evaluation: greedy answers to prompts the model never trains on.
 
 Per task: the verifier's pass rate with a 95% Wilson interval, the mean
-self-judge score, and the mean response length. The headline metric that
-early stopping watches is the mean pass rate over tasks.
+self-judge score, how well that score ranks passing above failing answers
+(ROC AUC against the verifier), and the mean response length. The headline
+metric that early stopping watches is the mean pass rate over tasks.
+
+A relative judge (pairwise, contrastive, self-consistency, or an ensemble
+with one of them) compares several samples of a prompt, so it cannot score
+the single greedy answer held-out evaluation makes per prompt; there a
+direct 0-10 judge on the same engine scores instead (`heldout_judge`).
 """
 
 from __future__ import annotations
@@ -12,11 +18,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean
+from typing import TYPE_CHECKING
 
 from autodidact.engines import Engine, SamplingParams
 from autodidact.judges import Judge, JudgeItem
 from autodidact.records import Judgment, Prompt, Sample
 from autodidact.tasks import Task
+
+if TYPE_CHECKING:
+    from autodidact.config import JudgeConfig
 
 
 def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -28,6 +38,40 @@ def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, f
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def roc_auc(scores: Sequence[float | None], verdicts: Sequence[float | None]) -> float | None:
+    """How well judge scores separate passing from failing answers: the ROC AUC.
+
+    The probability that a passing answer (verdict >= 0.5) scores higher than a
+    failing one, over every (pass, fail) pair, a tie counting half (the
+    Mann-Whitney U statistic over n_pass x n_fail). 0.5 is chance, 1.0 a judge
+    that ranks every pass above every fail. Answers whose score or verdict is
+    None are left out; None when no passing or no failing answer remains.
+    """
+    passed, failed = [], []
+    for score, verdict in zip(scores, verdicts, strict=True):
+        if score is not None and verdict is not None:
+            (passed if verdict >= 0.5 else failed).append(score)
+    if not passed or not failed:
+        return None
+    wins = sum(1.0 if p > f else 0.5 if p == f else 0.0 for p in passed for f in failed)
+    return wins / (len(passed) * len(failed))
+
+
+def heldout_judge(judge: Judge, config: JudgeConfig, engine: Engine) -> Judge:
+    """The judge that scores held-out answers: `judge` itself, or a direct judge where `judge` is relative.
+
+    Args:
+        judge: the training judge.
+        config: its config section (mode, batch size and score-mass floor carry over).
+        engine: the engine the training judge runs on; the direct judge runs there too.
+    """
+    if not getattr(judge, "relative", False):
+        return judge
+    from autodidact.judges.direct import DirectScoreJudge
+
+    return DirectScoreJudge(engine, mode=config.mode, batch_size=config.batch_size, min_mass=config.min_score_mass)
 
 
 @dataclass
@@ -58,6 +102,7 @@ def heldout_metrics(
         passed = sum(graded)
         low, high = wilson_interval(passed, len(graded))
         scores = [score_of[s.id] for s in task_samples if score_of.get(s.id) is not None]
+        auc = roc_auc([score_of.get(s.id) for s in task_samples], [verdicts.get(s.id) for s in task_samples])
         metrics[task] = {
             "pass_rate": passed / len(graded) if graded else None,
             "pass_low": low if graded else None,
@@ -65,6 +110,7 @@ def heldout_metrics(
             "n": float(len(task_samples)),
             "ungraded": float(len(task_samples) - len(graded)),
             "judge_score": _mean(scores),
+            "judge_auc": auc,
             "judge_failed": float(sum(1 for s in task_samples if s.id in score_of and score_of[s.id] is None)),
             "mean_tokens": _mean([s.num_tokens for s in task_samples]),
         }
@@ -73,6 +119,7 @@ def heldout_metrics(
     overall: dict[str, float | None] = {
         "pass_rate": _mean(rates),
         "judge_score": _mean(all_scores),
+        "judge_auc": roc_auc([score_of.get(s.id) for s in samples], [verdicts.get(s.id) for s in samples]),
         "mean_tokens": _mean([s.num_tokens for s in samples]),
     }
     # What early stopping watches: the verifiers where they exist, else the judge (rescaled to 0-1).

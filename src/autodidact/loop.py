@@ -4,14 +4,22 @@ Each stage reads its inputs from the store and commits its outputs together
 with its "done" mark in one transaction. A killed run therefore resumes at the
 first stage that is not done, and redoing that stage cannot duplicate rows.
 Iteration 0 evaluates the base model only.
+
+Critique and revise (`selection.revise`) happens inside the judge stage: the
+contrastive judge's decided pairs exist only in memory, so the losers are
+rewritten right after judging and the rewrites are stored as samples
+(`it{N}-{prompt_id}-rev{k}`) in the judge stage's transaction. The select
+stage reads them back from the store like everything else, so a resumed run
+neither loses nor regenerates them.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,12 +27,13 @@ from pathlib import Path
 from autodidact.config import RunConfig, load_config, to_yaml, validate_config
 from autodidact.engines import SamplingParams, TransformersEngine
 from autodidact.errors import AutodidactError
-from autodidact.evaluation import evaluate_heldout
+from autodidact.evaluation import evaluate_heldout, heldout_judge
 from autodidact.judges import JudgeItem, build_judge
+from autodidact.judges.contrastive import critique_and_revise_batch, revision_requests
 from autodidact.judges.external import judge_engine
 from autodidact.judges.health import failure_error, judge_stats
 from autodidact.records import Prompt, Sample
-from autodidact.selection import select, select_pairs
+from autodidact.selection import revision_examples, select, select_pairs
 from autodidact.stopping import best_iteration, stop_reason
 from autodidact.store import RunStore
 from autodidact.tasks import get_task
@@ -34,6 +43,33 @@ log = logging.getLogger(__name__)
 
 STAGES = ("generate", "judge", "select", "train", "evaluate")
 CONFIG_FILE, STORE_FILE = "config.yaml", "run.sqlite"
+_REVISION_ID = re.compile(r"-rev\d+$")  # generated samples end in "-{k}", revisions in "-rev{k}"
+
+
+def is_revision(sample: Sample) -> bool:
+    """Whether a sample is a critique-and-revise rewrite rather than a generated sample."""
+    return _REVISION_ID.search(sample.id) is not None
+
+
+class TokenCounter:
+    """Passes every call to an engine and counts the tokens its `generate` calls produce.
+
+    Wraps the judge's engine so that the judge stage reports the tokens the
+    judge wrote (rubric reasoning, contrastive explanations): the cost that
+    differs most between judging methods.
+    """
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.tokens = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.engine, name)
+
+    def generate(self, prompts, params, desc: str = "generating"):
+        outputs = self.engine.generate(prompts, params, desc=desc)
+        self.tokens += sum(c.num_tokens for completions in outputs for c in completions)
+        return outputs
 
 
 @dataclass
@@ -65,7 +101,12 @@ class SelfImprovementLoop:
             self.policy, self.tokenizer, batch_size=config.generation.batch_size, score_batch_size=config.judge.batch_size
         )
         # The judge runs on the policy's engine unless judge.model names a separate model or server.
-        self.judge = build_judge(config.judge, judge_engine(config, self.engine), self.tasks)
+        self.judge_engine = TokenCounter(judge_engine(config, self.engine))
+        self.judge = build_judge(config.judge, self.judge_engine, self.tasks)
+        # One greedy answer per held-out prompt: a relative judge cannot score it, a direct one does.
+        self.heldout_judge = heldout_judge(self.judge, config.judge, self.judge_engine)
+        if config.evaluation.judge_heldout and self.heldout_judge is not self.judge:
+            log.info("held-out answers are scored by the direct judge (%s compares samples)", self.judge.name)
 
     # --- orchestration ---------------------------------------------------------
 
@@ -150,7 +191,9 @@ class SelfImprovementLoop:
 
     def _judge(self, it: int, start: float) -> None:
         prompts, samples = self._train_samples(it)
+        tokens_before = self.judge_engine.tokens
         judgments = self.judge.judge([JudgeItem(s.id, prompts[s.prompt_id], s.text) for s in samples])
+        judge_tokens = self.judge_engine.tokens - tokens_before
         failed = sum(1 for j in judgments if j.score is None)
         if failed:
             log.warning("iteration %d: %d of %d judgments failed (score None); they are excluded", it, failed, len(judgments))
@@ -158,15 +201,44 @@ class SelfImprovementLoop:
         if error is not None:
             raise error  # before anything is stored: the stage is redone on resume
         stats = judge_stats(self.judge)  # e.g. position consistency, vote margin: per-iteration metrics
+        info = {**stats, "judgments": len(judgments), "failed": failed, "judge_tokens": judge_tokens}
+        revisions: list[Sample] = []
+        if self.config.selection.revise:
+            revisions, requested = self._revise(it)
+            info |= {"revisions": len(revisions), "revisions_empty": requested - len(revisions)}
+            info["revision_tokens"] = sum(s.num_tokens for s in revisions)
         with self.store.transaction():
             self.store.add_judgments(judgments)
+            self.store.add_samples(revisions)
             if stats:
                 self.store.add_metrics(it, stats)
-            info = {**stats, "judgments": len(judgments), "failed": failed}
             self.store.finish_stage(it, "judge", time.perf_counter() - start, info)
+
+    def _revise(self, it: int) -> tuple[list[Sample], int]:
+        """The policy rewrites the loser of each decided pair of the last judging, using the judge's explanation.
+
+        Returns the non-empty rewrites as samples, `k` counting them per prompt,
+        and how many rewrites were asked for.
+        """
+        requests = revision_requests(self.judge.last_outcomes)
+        params = SamplingParams(n=1, temperature=0.0, max_new_tokens=self.config.generation.max_new_tokens)
+        texts = critique_and_revise_batch(self.engine, requests, params)
+        first_index = self.config.generation.samples_per_prompt  # after the generated samples' indices
+        per_prompt: Counter[str] = Counter()
+        samples = []
+        for request, text in zip(requests, texts):
+            if not text:
+                continue
+            prompt_id, k = request.prompt.id, per_prompt[request.prompt.id]
+            per_prompt[prompt_id] += 1
+            num_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            samples.append(Sample(f"it{it}-{prompt_id}-rev{k}", prompt_id, it, first_index + k, text, num_tokens))
+        return samples, len(requests)
 
     def _select(self, it: int, start: float) -> None:
         prompts, samples = self._train_samples(it)
+        revisions = [s for s in samples if is_revision(s)]  # stored by the judge stage with selection.revise
+        samples = [s for s in samples if not is_revision(s)]
         judgments = self.store.judgments(it, self.judge.name)
         s = self.config.selection
         if self.config.training.method == "dpo":
@@ -176,9 +248,12 @@ class SelfImprovementLoop:
                 self.store.finish_stage(it, "select", time.perf_counter() - start, {"pairs": len(pairs)})
             return
         examples = select(prompts, samples, judgments, s.strategy, s.top_k, s.min_score)
+        revised = revision_examples(prompts, revisions, examples)  # none unless selection.revise stored rewrites
+        examples += revised
+        info = {"kept": len(examples), "revisions": len(revised)} if s.revise else {"kept": len(examples)}
         with self.store.transaction():
             self.store.add_selection(it, examples)
-            self.store.finish_stage(it, "select", time.perf_counter() - start, {"kept": len(examples)})
+            self.store.finish_stage(it, "select", time.perf_counter() - start, info)
 
     def _train(self, it: int, start: float) -> None:
         t, seed = self.config.training, self.config.seed + it
@@ -192,7 +267,7 @@ class SelfImprovementLoop:
             self.store.finish_stage(it, "train", time.perf_counter() - start, asdict(result))
 
     def _evaluate(self, it: int, start: float) -> None:
-        judge = self.judge if self.config.evaluation.judge_heldout else None
+        judge = self.heldout_judge if self.config.evaluation.judge_heldout else None
         heldout = self.store.prompts(split="heldout")
         result = evaluate_heldout(self.engine, judge, self.tasks, heldout, it, self.config.evaluation.max_new_tokens)
         with self.store.transaction():
@@ -200,14 +275,16 @@ class SelfImprovementLoop:
             self.store.add_judgments(result.judgments)
             for task, values in result.metrics.items():
                 self.store.add_metrics(it, values, task=task)
-            self.store.finish_stage(it, "evaluate", time.perf_counter() - start)
+            info = {"heldout_judge": judge.name if judge is not None else None}
+            self.store.finish_stage(it, "evaluate", time.perf_counter() - start, info)
 
 
 # --- entry points -------------------------------------------------------------
 
 
 def iteration_rows(store: RunStore) -> list[dict]:
-    """One dict per evaluated iteration: metrics by task, samples (SFT) or pairs (DPO) kept, stage seconds."""
+    """One dict per evaluated iteration: metrics by task, samples (SFT) or pairs (DPO) kept, stage seconds,
+    and which judge scored the held-out answers."""
     by_iter: dict[int, dict] = defaultdict(lambda: {"tasks": defaultdict(dict)})
     for row in store.metrics():
         target = by_iter[row["iteration"]]
@@ -222,6 +299,7 @@ def iteration_rows(store: RunStore) -> list[dict]:
         judge_info = store.stage_info(it, "judge") or {}
         row["kept"] = select_info.get("pairs", select_info.get("kept"))
         row["judge_failed_train"] = judge_info.get("failed")
+        row["heldout_judge"] = (store.stage_info(it, "evaluate") or {}).get("heldout_judge")
         row["seconds"] = store.stage_seconds(it)
         rows.append(row)
     return rows

@@ -76,7 +76,7 @@ class SFTExample:
     prompt_id: str
     messages: list[Message]  # the prompt's messages
     completion: str  # the assistant response to learn
-    score: float
+    score: float | None  # the judge's score; None for a critique-and-revise rewrite, which is not judged
 
 
 @dataclass(frozen=True)

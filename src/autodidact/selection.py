@@ -3,6 +3,7 @@
 Failed judgments (score None) never reach training; empty responses and exact
 duplicates (same prompt, same text) are dropped before ranking so a repeated
 answer cannot take several top-k slots, nor be paired against itself.
+Critique-and-revise rewrites join the SFT examples unscored (`revision_examples`).
 """
 
 from __future__ import annotations
@@ -84,6 +85,26 @@ def select(
         )
         for s, score in chosen
     ]
+
+
+def revision_examples(
+    prompts: Mapping[str, Prompt], revisions: Sequence[Sample], selected: Sequence[SFTExample]
+) -> list[SFTExample]:
+    """Critique-and-revise rewrites as extra SFT examples.
+
+    A rewrite is made after judging, so it has no score (None) and no score
+    floor applies to it. Empty rewrites and repeats of a text already selected
+    for the same prompt (an example or an earlier rewrite) are dropped.
+    """
+    seen = {(e.prompt_id, e.completion) for e in selected}
+    examples = []
+    for sample in revisions:
+        text = sample.text.strip()
+        if not text or (sample.prompt_id, text) in seen:
+            continue
+        seen.add((sample.prompt_id, text))
+        examples.append(SFTExample(sample.id, sample.prompt_id, prompts[sample.prompt_id].messages, text, None))
+    return examples
 
 
 def select_pairs(

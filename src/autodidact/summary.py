@@ -24,12 +24,16 @@ def _num(value: float | None, fmt: str = "{:.2f}") -> str:
 
 
 def iteration_table(rows: Sequence[dict], task_names: Sequence[str], title: str = "Held-out results") -> Table:
-    """Pass rate % [95% Wilson interval] per task, mean pass rate, judge score, length, samples kept."""
-    table = Table(title=title, caption="pass % [95% CI] on held-out prompts; judge score 0-10")
+    """Pass rate % [95% Wilson interval] per task, mean pass rate, judge score and AUC, length, samples kept."""
+    caption = (
+        "pass % [95% CI] on held-out prompts; judge score 0-10 and judge AUC (how well the score ranks "
+        "passing above failing answers; 0.5 = chance) from the held-out judge"
+    )
+    table = Table(title=title, caption=caption)
     table.add_column("iter", justify="right")
     for name in task_names:
         table.add_column(name, justify="right")
-    for header in ("mean pass %", "judge", "tokens", "kept"):
+    for header in ("mean pass %", "judge", "judge AUC", "tokens", "kept"):
         table.add_column(header, justify="right")
     for row in rows:
         table.add_row(
@@ -37,6 +41,7 @@ def iteration_table(rows: Sequence[dict], task_names: Sequence[str], title: str 
             *(_pass_cell(row["tasks"].get(name, {})) for name in task_names),
             _pct(row.get("pass_rate")),
             _num(row.get("judge_score")),
+            _num(row.get("judge_auc")),
             _num(row.get("mean_tokens"), "{:.0f}"),
             "-" if row.get("kept") is None else str(row["kept"]),
         )

@@ -48,6 +48,9 @@ def trainer_arguments(config: TrainingConfig, model, output_dir: str, seed: int)
         # autocast wrapper on the live model's forward after training, so every later generation and
         # judgment would silently run in bfloat16 too.
         bf16=False,
+        # TRL turns gradient checkpointing on by default: it recomputes every layer's forward
+        # during backward (+50% compute) to save activation memory that small models do not need.
+        gradient_checkpointing=config.gradient_checkpointing,
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
