@@ -92,3 +92,32 @@ def test_corrupt_model_is_a_one_line_error(tmp_path, tiny_llama, monkeypatch):
     monkeypatch.setenv("AUTODIDACT_CACHE", str(tmp_path / "cache"))
     with pytest.raises(AutodidactError, match="could not read GGUF"):
         resolve_model(str(truncated))
+
+
+def test_lora_policy_runs_through_a_merged_copy_that_follows_training(tiny_llama):
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = load_model(tiny_llama, dtype="float32", device="cpu")
+    policy = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    for name, p in policy.named_parameters():  # non-zero adapters, so merging matters
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.05)
+    merged_engine = TransformersEngine(policy, tokenizer, merge_adapters="auto")
+    plain_engine = TransformersEngine(policy, tokenizer, merge_adapters=False)
+    assert merged_engine.merge_adapters and not plain_engine.merge_adapters
+    prompts = [merged_engine.render(m) + "Score: " for m in MESSAGES]
+    def table(engine):
+        return torch.tensor(engine.continuation_logprobs(prompts, ["3", "7"]))
+
+    merged = table(merged_engine)
+    assert torch.allclose(merged, table(plain_engine), atol=1e-4)
+    assert merged_engine.inference_model() is merged_engine.inference_model()  # built once while weights stay
+    assert any("lora_" in n for n, _ in policy.named_parameters())  # the live policy keeps its adapters
+
+    with torch.no_grad():  # what an optimizer step does: in-place updates of the adapter weights
+        for name, p in policy.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.5)
+    updated = table(merged_engine)
+    assert not torch.allclose(updated, merged, atol=1e-3)
+    assert torch.allclose(updated, table(plain_engine), atol=1e-4)
