@@ -339,13 +339,12 @@ def bench_scaling(w: Workload, args) -> dict:
 # --- report -------------------------------------------------------------------
 
 
-def summary(results: dict) -> Table:
-    table = Table(title="AutoDidact speed (bundled model, this machine)")
-    for col in ("measure", "value", "target", "met"):
-        table.add_column(col)
+def summary_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    """(measure, value, target, met) for every figure with a target, and a few without."""
+    rows: list[tuple[str, str, str, str]] = []
 
     def row(name, value, target="", ok=None):
-        table.add_row(name, value, target, "" if ok is None else ("yes" if ok else "NO"))
+        rows.append((name, value, target, "" if ok is None else ("yes" if ok else "NO")))
 
     g, c = results.get("generation"), results.get("ceiling")
     if g:
@@ -358,14 +357,15 @@ def summary(results: dict) -> Table:
             row("vs llama.cpp", f"{g['llama_cpp']['tokens_per_s']:.0f} tok/s -> {ratio:.1f}x", ">= 2.5x", ratio >= 2.5)
         if c:
             frac = eng / c["generation_ceiling_tokens_per_s"]
-            row("share of generation ceiling", f"{100 * frac:.1f}% of {c['generation_ceiling_tokens_per_s']:.0f}", ">= 35%", frac >= 0.35)
+            row("share of generation ceiling", f"{100 * frac:.1f}% of {c['generation_ceiling_tokens_per_s']:.0f} tok/s", ">= 35%", frac >= 0.35)
     if j := results.get("judging"):
         ratio = j["logprobs"]["judgments_per_s"] / j["generate"]["judgments_per_s"]
-        row("logprob vs generative judge", f"{j['logprobs']['judgments_per_s']:.1f} vs {j['generate']['judgments_per_s']:.1f}/s -> {ratio:.1f}x", ">= 10x", ratio >= 10)
+        row("logprob vs generative judge", f"{j['logprobs']['judgments_per_s']:.1f} vs {j['generate']['judgments_per_s']:.1f} /s -> {ratio:.1f}x", ">= 10x", ratio >= 10)
         ratio = j["logprobs"]["judgments_per_s"] / j["rubric_generate"]["judgments_per_s"]
-        row("logprob vs rubric (CoT) judge", f"{ratio:.1f}x")
+        row("logprob vs rubric (CoT) judge", f"{j['rubric_generate']['judgments_per_s']:.1f} /s -> {ratio:.1f}x")
         agree = j["agreement_logprobs_vs_generate"]
-        row("logprob/generative agreement", f"spearman {agree['spearman'] or float('nan'):.2f}, same best {agree['best_sample_same'] or 0:.2f}")
+        rho, same = agree["spearman"], agree["best_sample_same"]
+        row("logprob/generative agreement", f"Spearman {'-' if rho is None else f'{rho:.2f}'}, same best sample {'-' if same is None else f'{same:.2f}'} ({agree['both_valid']} both valid)")
     if t := results.get("training"):
         row("training", f"{t['tokens_per_s']:.0f} tok/s = {100 * t['fraction_of_ceiling']:.1f}% of ceiling", ">= 40%", t["fraction_of_ceiling"] >= 0.4)
     if f := results.get("full_iteration"):
@@ -378,8 +378,30 @@ def summary(results: dict) -> Table:
             row(key.replace("_", " "), f"{s[key]:.2f} (linear: {expect})", "within 15%", ok)
         row("time ratio 2x tokens", f"{s['time_ratio_2x_tokens']:.2f}")
         peaks = [m["peak_mib"] for m in s["memory"]]
-        row("peak RSS iteration 1 -> last", f"{peaks[0]:.0f} -> {peaks[-1]:.0f} MiB", "flat", peaks[-1] <= peaks[0] * 1.05)
+        row(f"peak RSS iteration 1 -> {len(peaks)}", f"{peaks[0]:.0f} -> {peaks[-1]:.0f} MiB", "flat", peaks[-1] <= peaks[0] * 1.05)
+    return rows
+
+
+def summary_table(rows) -> Table:
+    table = Table(title="AutoDidact speed (bundled model, this machine)")
+    for col in ("measure", "value", "target", "met"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*r)
     return table
+
+
+def write_markdown(rows, path: Path, when: str) -> None:
+    """Replace the table between the speed markers of `path` (docs/SPEED.md)."""
+    start, end = "<!-- speed:start -->", "<!-- speed:end -->"
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        return
+    lines = [start, f"Measured {when} by `make bench`.", "", "| measure | value | target | met |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(r)} |" for r in rows]
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    path.write_text(head + "\n".join(lines) + "\n" + end + tail, encoding="utf-8")
 
 
 def main() -> None:
@@ -421,7 +443,10 @@ def main() -> None:
         results["scaling"] = bench_scaling(w, args)
     if "iteration" not in args.skip:
         results["full_iteration"] = bench_full_iteration()
-    console.print(summary(results))
+    rows = summary_rows(results)
+    console.print(summary_table(rows))
+    if not args.quick and not args.skip:
+        write_markdown(rows, ROOT / "docs" / "SPEED.md", time.strftime("%Y-%m-%d"))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
