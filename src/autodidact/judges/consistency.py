@@ -12,8 +12,6 @@ in `raw` and to filter out downstream.
 
 from __future__ import annotations
 
-import functools
-import importlib
 import json
 import re
 from collections import Counter
@@ -22,6 +20,7 @@ from decimal import Decimal
 
 from autodidact.errors import AutodidactError, unknown_name
 from autodidact.judges import JudgeItem
+from autodidact.judges.program_builtins import import_dotted
 from autodidact.records import Judgment
 
 Extractor = Callable[[str], str | None]  # response text -> its final answer, or None
@@ -83,14 +82,9 @@ def load_extractor(spec: str) -> Extractor:
     if not sep or not module or not attr:
         raise unknown_name("extractor (or 'package.module:function')", spec, EXTRACTORS, field="judge.extractor")
     try:
-        fn = functools.reduce(getattr, attr.split("."), importlib.import_module(module))
-    except (ImportError, AttributeError) as err:
-        raise AutodidactError(
-            f"judge.extractor: cannot import '{spec}' ({err}). Check the module path and the function name."
-        ) from None
-    if not callable(fn):
-        raise AutodidactError(f"judge.extractor: '{spec}' is not a function.")
-    return fn
+        return import_dotted(spec)
+    except ValueError as err:
+        raise AutodidactError(f"judge.extractor: {err}. Check the module path and the function name.") from None
 
 
 def normalise_answer(answer: str) -> str:

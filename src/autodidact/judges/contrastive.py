@@ -17,17 +17,17 @@ from typing import Literal
 
 from autodidact.engines import Engine, SamplingParams, request_error
 from autodidact.judges import JudgeItem
-from autodidact.judges.pairwise import CHOICES, generated_verdict, logprob_verdict
+from autodidact.judges.pairwise import CHOICES, PairwiseJudge, generated_verdict, logprob_verdict
 from autodidact.judges.prompts import PAIRWISE_ANSWER_PREFIX, contrastive_prompt, revise_prompt
-from autodidact.judges.tournament import Aggregate, PairOutcome, Schedule, Verdict, run_tournament
-from autodidact.records import Judgment, Prompt
+from autodidact.judges.tournament import Aggregate, PairOutcome, Schedule, Verdict
+from autodidact.records import Prompt
 
 # A verdict line the judge wrote itself ("Better response: A"); cut before the verdict slot is appended.
 _VERDICT_LINE = re.compile(r"^[\W_]*better\s+response\s*:", re.IGNORECASE | re.MULTILINE)
 
 
-class ContrastiveJudge:
-    """Explain-then-decide pairwise judge.
+class ContrastiveJudge(PairwiseJudge):
+    """Explain-then-decide pairwise judge: `PairwiseJudge` with an explanation before each verdict.
 
     mode "logprobs": the explanation is cut before any verdict line it wrote,
     "Better response: " is appended, and the verdict is whichever of "A" / "B"
@@ -39,7 +39,6 @@ class ContrastiveJudge:
     """
 
     name = "contrastive"
-    relative = True  # scores compare the samples of a prompt
 
     def __init__(
         self,
@@ -51,15 +50,8 @@ class ContrastiveJudge:
         aggregate: Aggregate = "bradley_terry",
         min_mass: float = 1e-4,
     ):
-        self.engine = engine
-        self.mode = mode
+        super().__init__(engine, mode, schedule, k, aggregate, min_mass)
         self.reasoning_tokens = reasoning_tokens
-        self.schedule = schedule
-        self.k = k
-        self.aggregate = aggregate
-        self.min_mass = min_mass
-        self.last_outcomes: list[PairOutcome] = []
-        self.last_stats: dict[str, float] = {}
 
     def compare(self, pairs: Sequence[tuple[JudgeItem, JudgeItem]]) -> list[Verdict]:
         """One verdict per (A, B) pair, in order, with the explanation as its rationale."""
@@ -77,12 +69,6 @@ class ContrastiveJudge:
         scored = [p + c + "\n" + PAIRWISE_ANSWER_PREFIX for p, c in zip(prompts, cut)]
         table = self.engine.continuation_logprobs(scored, CHOICES, desc="judging (verdicts)")
         return [logprob_verdict(lp, self.min_mass, c, e) for lp, c, e in zip(table, cut, failures)]
-
-    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
-        judgments, self.last_outcomes, self.last_stats = run_tournament(
-            items, self.compare, self.name, self.schedule, self.k, self.aggregate
-        )
-        return judgments
 
 
 # --- critique and revise -----------------------------------------------------

@@ -189,6 +189,16 @@ def load_program(spec: str) -> Callable[..., Any]:
             f"'{spec}' is neither a built-in ({', '.join(BUILTINS)}) nor a dotted path like "
             f"'my_pkg.checks:is_valid'.{hint}"
         )
+    return import_dotted(spec)
+
+
+def import_dotted(spec: str) -> Callable[..., Any]:
+    """The callable named by `package.module:attr` (attr may be dotted).
+
+    Raises:
+        ValueError: module not importable, attribute missing, or not callable.
+    """
+    module_name, _, attr = spec.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
     except Exception as exc:  # any import-time error of user code
