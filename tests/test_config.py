@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from autodidact.config import RunConfig, example_yaml, load_config, parse_overrides
 from autodidact.errors import AutodidactError
@@ -58,7 +59,9 @@ def test_example_yaml_lists_every_option_with_a_comment_and_loads_back():
     assert RunConfig.model_validate(data) == RunConfig()
 
     comments = [line for line in text.splitlines() if line.strip().startswith("# ") and not line.startswith("# AutoDidact")]
-    default = RunConfig()
-    # One comment per top-level field, plus one per field of each section.
-    fields = sum(1 + len(getattr(type(getattr(default, n)), "model_fields", {})) for n in RunConfig.model_fields)
-    assert len(comments) == fields
+
+    def count(model) -> int:  # one comment per field, and per field of every (nested) section
+        return sum(1 + (count(value) if isinstance(value := getattr(model, n), BaseModel) else 0)
+                   for n in type(model).model_fields)
+
+    assert len(comments) == count(RunConfig())

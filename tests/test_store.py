@@ -18,7 +18,10 @@ from autodidact.store import SCHEMA_VERSION, RunStore
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-TABLES = ("meta", "prompts", "samples", "judgments", "selections", "pairs", "metrics", "stages", "checkpoints")
+TABLES = (
+    "meta", "prompts", "samples", "judgments", "selections", "pairs", "metrics", "stages", "checkpoints",
+    "alerts", "review_items", "ratings",
+)
 EMPTY = {t: 0 for t in TABLES}
 
 

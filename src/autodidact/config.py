@@ -64,6 +64,24 @@ class GenerationConfig(Section):
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
     max_new_tokens: int = Field(64, ge=1, le=8192, description="Longest response, in tokens.")
     batch_size: int = Field(256, ge=1, description="Sequences (prompts x samples) decoded together; larger is faster on CPU up to memory.")
+    temperature_schedule: list[float] | None = Field(
+        None,
+        description="Temperature per training iteration (entry i-1 for iteration i, the last entry repeated "
+        "afterwards), e.g. [0.7, 0.9, 1.1] to counter mode collapse; replaces temperature when set.",
+    )
+
+    @field_validator("temperature_schedule")
+    @classmethod
+    def _schedule_in_range(cls, schedule: list[float] | None) -> list[float] | None:
+        if schedule is not None and (not schedule or any(not 0.0 <= t <= 5.0 for t in schedule)):
+            raise ValueError("temperature_schedule needs at least one temperature, each between 0 and 5")
+        return schedule
+
+    def temperature_at(self, iteration: int) -> float:
+        """The sampling temperature of a training iteration (1, 2, ...)."""
+        if not self.temperature_schedule:
+            return self.temperature
+        return self.temperature_schedule[min(iteration, len(self.temperature_schedule)) - 1]
 
 
 class JudgeConfig(Section):
@@ -280,6 +298,21 @@ class SelectionConfig(Section):
         description="With training.method 'dpo' (which pairs each prompt's best sample against its worst, "
         "instead of using strategy/top_k/min_score): the smallest score gap that makes a pair. Ties never do.",
     )
+    length_band: float | None = Field(
+        None,
+        ge=0.0,
+        le=10.0,
+        description="Length control against a judge that favours long answers (as Meta-Rewarding does): among "
+        "a prompt's samples scoring within this many points of its best, the shortest are kept (top_k) or "
+        "chosen (DPO). Off when unset.",
+    )
+    dedup_similarity: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="Near-duplicate removal before training: a selected response whose embedding cosine "
+        "similarity to a higher-scored selected response is at or above this is dropped (e.g. 0.95). Off when unset.",
+    )
     revise: bool = Field(
         False,
         description="Critique and revise, with judge.method 'contrastive' and training.method 'sft': for every "
@@ -331,6 +364,87 @@ class StoppingConfig(Section):
     )
 
 
+class RewardHackingConfig(Section):
+    window: int = Field(
+        2, ge=1, description="Alert when the judge score rose while the held-out metric was flat or fell for this many iterations in a row."
+    )
+    tolerance: float = Field(
+        0.0, ge=0.0, description="A held-out change at or below this counts as flat (0-1 scale of the held-out metric)."
+    )
+    stop: bool = Field(False, description="Stop the run when the alert is raised.")
+    reference_judge: str | None = Field(
+        None,
+        description="A fixed judge for tasks without a verifier: a model ('default', a path, a .gguf) or an "
+        "OpenAI-compatible server URL (with judge.model_name / judge.api_key_env). It scores the held-out "
+        "answers every iteration and is never trained; its score stands in for the pass rate.",
+    )
+
+
+class BiasConfig(Section):
+    min_position_consistency: float = Field(
+        0.6, ge=0.0, le=1.0, description="Alert when pairwise judging agrees with itself across both orders less often than this."
+    )
+    max_length_correlation: float = Field(
+        0.5, ge=0.0, le=1.0, description="Alert when |Spearman correlation| of judge score and response length exceeds this."
+    )
+    max_disagreement: float = Field(
+        3.0, ge=0.0, le=10.0, description="Alert when ensemble members' scores of one sample differ by more than this on average."
+    )
+    stop: bool = Field(False, description="Stop the run when a bias alert is raised.")
+
+
+class DiversityConfig(Section):
+    prompts: int = Field(
+        16, ge=0, description="Held-out prompts sampled every iteration to measure diversity (0 turns the probe off)."
+    )
+    samples: int = Field(4, ge=2, le=64, description="Samples per probe prompt, at generation.temperature.")
+    embedder: str = Field(
+        "default",
+        description="Sentence embedder for similarity: 'default' (the bundled all-MiniLM-L6-v2), a "
+        "sentence-transformers model directory, or 'none' to skip embedding similarity.",
+    )
+    max_drop: float = Field(
+        0.3, ge=0.0, le=1.0, description="Alert when a diversity measure falls by more than this share of its iteration-0 value."
+    )
+    stop: bool = Field(False, description="Stop the run when the mode-collapse alert is raised.")
+
+
+class ReturnsConfig(Section):
+    window: int = Field(3, ge=2, description="Iterations whose gains make the trend.")
+    stop: bool = Field(False, description="Stop the run when gains are shrinking and below stopping.min_delta.")
+
+
+class MonitorsConfig(Section):
+    enabled: bool = Field(True, description="Measure the failure modes after every evaluation.")
+    reward_hacking: RewardHackingConfig = Field(default_factory=RewardHackingConfig, description="Judge score vs held-out metric.")
+    bias: BiasConfig = Field(default_factory=BiasConfig, description="Position, length and perspective bias of the judge.")
+    diversity: DiversityConfig = Field(default_factory=DiversityConfig, description="Mode collapse: diversity of samples.")
+    returns: ReturnsConfig = Field(default_factory=ReturnsConfig, description="Diminishing returns: gain per iteration.")
+
+
+class ReviewConfig(Section):
+    every: int = Field(
+        0, ge=0, description="Human validation checkpoint every this many iterations (0 = never); see `autodidact review`."
+    )
+    items: int = Field(12, ge=1, description="Judged items queued per checkpoint, stratified by judge score.")
+    kind: Literal["auto", "score", "pair"] = Field(
+        "auto",
+        description="'score': a person scores one response 0-10; 'pair': a person picks the better of two; "
+        "'auto': pairs for a relative judge (pairwise, contrastive, self-consistency), scores otherwise.",
+    )
+    pause: bool = Field(
+        False, description="Pause the run after a checkpoint until its items are rated; continue with `autodidact resume`."
+    )
+    min_agreement: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        description="Stop the run when human-judge agreement (Spearman for scores, Cohen's kappa for pairs) "
+        "falls below this. Off when unset.",
+    )
+    min_ratings: int = Field(5, ge=2, description="Ratings a checkpoint needs before its agreement counts.")
+
+
 class RunConfig(Section):
     """Everything a run needs; saved, resolved, as `config.yaml` in the run directory."""
 
@@ -345,6 +459,8 @@ class RunConfig(Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="How the model is trained.")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Held-out evaluation.")
     stopping: StoppingConfig = Field(default_factory=StoppingConfig, description="When the loop stops.")
+    monitors: MonitorsConfig = Field(default_factory=MonitorsConfig, description="The failure modes, measured every iteration.")
+    review: ReviewConfig = Field(default_factory=ReviewConfig, description="Human validation checkpoints.")
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:

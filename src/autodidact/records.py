@@ -96,3 +96,54 @@ class PreferencePair:
     def margin(self) -> float:
         """How much better the chosen response was judged (> 0)."""
         return self.chosen_score - self.rejected_score
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A monitor's warning about one iteration: a known failure mode was detected.
+
+    `stop` is True when the config asked this monitor to stop the run.
+    """
+
+    iteration: int
+    monitor: str  # reward_hacking | bias | mode_collapse | diminishing_returns | reliability
+    message: str
+    stop: bool = False
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A judged item queued for a person at a human validation checkpoint.
+
+    kind 'score': the person scores `sample_id` 0-10 (the judge gave `judge_score`).
+    kind 'pair': the person picks the better of `sample_id` (shown first) and
+    `other_sample_id`; the judge preferred the one with the higher score.
+    """
+
+    id: str
+    iteration: int
+    kind: Literal["score", "pair"]
+    prompt_id: str
+    sample_id: str
+    judge_score: float
+    other_sample_id: str | None = None
+    other_judge_score: float | None = None
+
+    @property
+    def judge_preference(self) -> float | None:
+        """For a pair: 1.0 if the judge preferred the first response, 0.0 the second, 0.5 a tie."""
+        if self.kind != "pair" or self.other_judge_score is None:
+            return None
+        if self.judge_score == self.other_judge_score:
+            return 0.5
+        return 1.0 if self.judge_score > self.other_judge_score else 0.0
+
+
+@dataclass(frozen=True)
+class Rating:
+    """A person's rating of a review item: a 0-10 score, or for a pair 1.0 (first better), 0.0 (second), 0.5 (tie)."""
+
+    item_id: str
+    value: float
+    rater: str = ""
+    source: str = "web"  # web | terminal | import

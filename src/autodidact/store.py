@@ -28,11 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from autodidact.errors import AutodidactError
-from autodidact.records import Judgment, PreferencePair, Prompt, Sample, SFTExample
+from autodidact.records import Alert, Judgment, PreferencePair, Prompt, Rating, ReviewItem, Sample, SFTExample
 
 SCHEMA_VERSION = 1
 
-_TABLES = ("meta", "prompts", "samples", "judgments", "selections", "pairs", "metrics", "stages", "checkpoints")
+_TABLES = (
+    "meta", "prompts", "samples", "judgments", "selections", "pairs", "metrics", "stages", "checkpoints",
+    "alerts", "review_items", "ratings",
+)
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -67,6 +70,17 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS checkpoints (
         iteration INTEGER PRIMARY KEY, path TEXT NOT NULL, is_best INTEGER NOT NULL DEFAULT 0)""",
     "CREATE INDEX IF NOT EXISTS samples_iteration ON samples (iteration)",
+    # Monitors and human validation checkpoints (added, like `pairs`, with CREATE IF NOT EXISTS).
+    """CREATE TABLE IF NOT EXISTS alerts (
+        iteration INTEGER NOT NULL, monitor TEXT NOT NULL, message TEXT NOT NULL, stop INTEGER NOT NULL,
+        PRIMARY KEY (iteration, monitor))""",
+    """CREATE TABLE IF NOT EXISTS review_items (
+        id TEXT PRIMARY KEY, iteration INTEGER NOT NULL, kind TEXT NOT NULL,
+        prompt_id TEXT NOT NULL REFERENCES prompts(id), sample_id TEXT NOT NULL REFERENCES samples(id),
+        judge_score REAL NOT NULL, other_sample_id TEXT REFERENCES samples(id), other_judge_score REAL)""",
+    """CREATE TABLE IF NOT EXISTS ratings (
+        item_id TEXT PRIMARY KEY REFERENCES review_items(id), value REAL NOT NULL, rater TEXT NOT NULL,
+        source TEXT NOT NULL, rated_at REAL NOT NULL)""",
 )
 
 
@@ -287,6 +301,11 @@ class RunStore:
         )
         return [{"iteration": r[0], "name": r[1], "task": r[2], "value": r[3]} for r in rows]
 
+    def set_metrics(self, iteration: int, values: Mapping[str, float | None], task: str = "") -> None:
+        """Insert or replace metrics that change after their iteration (human agreement, as ratings arrive)."""
+        rows = [(iteration, name, task, _real(v, f"metric {name!r}")) for name, v in values.items()]
+        self._write("INSERT OR REPLACE INTO metrics (iteration, name, task, value) VALUES (?, ?, ?, ?)", rows)
+
     def metric(self, iteration: int, name: str, task: str = "") -> float | None:
         """One metric value; None if absent or stored as NULL."""
         row = self._one("SELECT value FROM metrics WHERE iteration = ? AND name = ? AND task = ?",
@@ -339,6 +358,76 @@ class RunStore:
         """(iteration, path) of the best checkpoint, or None."""
         row = self._one("SELECT iteration, path FROM checkpoints WHERE is_best = 1")
         return None if row is None else (row[0], row[1])
+
+    def add_alerts(self, alerts: list[Alert]) -> None:
+        """Insert alerts (one per monitor and iteration; a duplicate raises)."""
+        self._write(
+            "INSERT INTO alerts (iteration, monitor, message, stop) VALUES (?, ?, ?, ?)",
+            [(a.iteration, a.monitor, a.message, int(a.stop)) for a in alerts],
+        )
+
+    def alerts(self, iteration: int | None = None) -> list[Alert]:
+        """Alerts, by iteration then insertion order."""
+        rows = self._all(
+            "SELECT iteration, monitor, message, stop FROM alerts WHERE ?1 IS NULL OR iteration = ?1"
+            " ORDER BY iteration, rowid",
+            (iteration,),
+        )
+        return [Alert(iteration=r[0], monitor=r[1], message=r[2], stop=bool(r[3])) for r in rows]
+
+    def add_review_items(self, items: list[ReviewItem]) -> None:
+        """Queue items for human review; an existing id raises."""
+        self._write(
+            "INSERT INTO review_items (id, iteration, kind, prompt_id, sample_id, judge_score, other_sample_id,"
+            " other_judge_score) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(i.id, i.iteration, i.kind, i.prompt_id, i.sample_id, _real(i.judge_score, f"score of {i.id}"),
+              i.other_sample_id, _real(i.other_judge_score, f"other score of {i.id}")) for i in items],
+        )
+
+    def review_items(self, iteration: int | None = None, pending: bool = False) -> list[ReviewItem]:
+        """Review items (optionally of one iteration, or only those not rated yet), in queue order."""
+        rows = self._all(
+            "SELECT i.id, i.iteration, i.kind, i.prompt_id, i.sample_id, i.judge_score, i.other_sample_id,"
+            " i.other_judge_score FROM review_items i LEFT JOIN ratings r ON r.item_id = i.id"
+            " WHERE (?1 IS NULL OR i.iteration = ?1) AND (?2 = 0 OR r.item_id IS NULL) ORDER BY i.rowid",
+            (iteration, int(pending)),
+        )
+        return [ReviewItem(id=r[0], iteration=r[1], kind=r[2], prompt_id=r[3], sample_id=r[4], judge_score=r[5],
+                           other_sample_id=r[6], other_judge_score=r[7]) for r in rows]
+
+    def review_item(self, id: str) -> ReviewItem:
+        """The review item with this id; KeyError if absent."""
+        for item in self.review_items():
+            if item.id == id:
+                return item
+        raise KeyError(id)
+
+    def rate(self, rating: Rating) -> None:
+        """Store a person's rating; rating an item again replaces the earlier rating. KeyError for an unknown item."""
+        self._require_transaction()
+        if self._one("SELECT 1 FROM review_items WHERE id = ?", (rating.item_id,)) is None:
+            raise KeyError(rating.item_id)
+        self._write(
+            "INSERT OR REPLACE INTO ratings (item_id, value, rater, source, rated_at) VALUES (?, ?, ?, ?, ?)",
+            (rating.item_id, _real(rating.value, f"rating of {rating.item_id}"), rating.rater, rating.source,
+             time.time()),
+        )
+
+    def ratings(self, iteration: int | None = None) -> list[Rating]:
+        """Ratings (optionally of one checkpoint's items), in queue order of their items."""
+        rows = self._all(
+            "SELECT r.item_id, r.value, r.rater, r.source FROM ratings r JOIN review_items i ON i.id = r.item_id"
+            " WHERE ?1 IS NULL OR i.iteration = ?1 ORDER BY i.rowid",
+            (iteration,),
+        )
+        return [Rating(item_id=r[0], value=r[1], rater=r[2], source=r[3]) for r in rows]
+
+    def sample(self, id: str) -> Sample:
+        """The sample with this id; KeyError if absent."""
+        r = self._one("SELECT id, prompt_id, iteration, idx, text, num_tokens FROM samples WHERE id = ?", (id,))
+        if r is None:
+            raise KeyError(id)
+        return Sample(id=r[0], prompt_id=r[1], iteration=r[2], index=r[3], text=r[4], num_tokens=r[5])
 
     def counts(self) -> dict[str, int]:
         """Row count per table."""
