@@ -38,7 +38,15 @@ def test_run_produces_every_stage_metric_and_checkpoint(tiny_llama, tmp_path):
         for task in row["tasks"].values():
             assert 0.0 <= task["pass_low"] <= task["pass_rate"] <= task["pass_high"] <= 1.0
             assert task["n"] == 4.0
-    assert set(result.iterations[1]["seconds"]) == {"generate", "judge", "select", "train", "evaluate"}
+    assert set(result.iterations[1]["seconds"]) == {"generate", "judge", "select", "train", "evaluate", "monitor"}
+    # The monitors measured every iteration; training-side measures exist from iteration 1 on.
+    for row in result.iterations:
+        assert 0.0 < row["distinct_1"] <= 1.0 and 0.0 <= row["self_bleu"] <= 1.0
+        assert -1.0 <= row["embedding_similarity"] <= 1.0
+    assert "train_judge_score" not in result.iterations[0] and result.iterations[1]["train_judge_score"] is not None
+    assert result.iterations[2]["gain"] == pytest.approx(
+        result.iterations[2]["heldout_metric"] - result.iterations[1]["heldout_metric"]
+    )
     run_dir = tmp_path / "run"
     assert (run_dir / "config.yaml").is_file()
     assert (run_dir / "checkpoints" / "iter-1" / "adapter_config.json").is_file()

@@ -1,4 +1,4 @@
-"""`autodidact` command line: run, resume, eval, compare, init."""
+"""`autodidact` command line: run, resume, eval, compare, report, review, init."""
 
 from __future__ import annotations
 
@@ -30,13 +30,21 @@ def _main(
 
 
 def _show_result(result) -> None:
-    from autodidact.summary import iteration_table, timing_table
+    from autodidact.summary import alerts_table, iteration_table, timing_table
 
     tasks = sorted({t for row in result.iterations for t in row["tasks"]})
     out.print(iteration_table(result.iterations, tasks))
     out.print(timing_table(result.iterations))
+    if result.alerts:
+        out.print(alerts_table(result.alerts))
+    else:
+        out.print("No monitor raised an alert.")
+    if result.paused:
+        out.print(f"[yellow]Paused:[/yellow] {result.paused}", highlight=False)
+        return
     best = f"iteration {result.best_iteration}" + (f" ({result.best_checkpoint})" if result.best_checkpoint else " (the base model)")
     out.print(f"Stopped: {result.stop_reason}. Best: {best}. Run directory: {result.run_dir}")
+    out.print(f"Report: `autodidact report {result.run_dir}`", highlight=False)
 
 
 @app.command()
@@ -105,6 +113,37 @@ def compare(
     comparison = compare_methods(config, names, dpo_best, budget, iterations, output_dir, results, set_, command)
     out.print(comparison.table, markup=False, highlight=False, soft_wrap=True)
     out.print(f"Wrote the table into {results} and every number into {comparison.settings['json']}.")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory.")],
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Where to write the HTML (default RUN_DIR/report.html).")
+    ] = None,
+    examples: Annotated[int, typer.Option(help="Training prompts shown per iteration in the example tables.")] = 5,
+) -> None:
+    """Write one self-contained HTML report of a run: plots, monitors, alerts, examples."""
+    from autodidact.report import write_report
+
+    path = write_report(run_dir, output, examples)
+    out.print(f"Wrote {path}")
+
+
+@app.command()
+def review(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory whose checkpoint items to rate.")],
+    terminal: Annotated[bool, typer.Option("--terminal", help="Rate in the terminal instead of a web page.")] = False,
+    import_file: Annotated[
+        Optional[Path], typer.Option("--import", help="Import ratings from a CSV/JSONL file (item_id, rating).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address the web page listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the web page.")] = 8765,
+) -> None:
+    """Human validation checkpoints: rate judged items so the judge's agreement with people is measured."""
+    from autodidact.review import review_command
+
+    review_command(run_dir, terminal, import_file, host, port)
 
 
 @app.command()

@@ -11,6 +11,13 @@ rewritten right after judging and the rewrites are stored as samples
 (`it{N}-{prompt_id}-rev{k}`) in the judge stage's transaction. The select
 stage reads them back from the store like everything else, so a resumed run
 neither loses nor regenerates them.
+
+After every evaluation the monitor stage measures the known failure modes
+(`autodidact.monitors`), stores their metrics and alerts, and queues the
+items of a human validation checkpoint. Between iterations the review gate
+updates the human-judge agreement from the ratings so far, stops the run
+when it is below `review.min_agreement`, and pauses it while a checkpoint's
+items wait for ratings when `review.pause` is set.
 """
 
 from __future__ import annotations
@@ -32,8 +39,9 @@ from autodidact.judges import JudgeItem, build_judge
 from autodidact.judges.contrastive import critique_and_revise_batch, revision_requests
 from autodidact.judges.external import judge_engine
 from autodidact.judges.health import failure_error, judge_stats
-from autodidact.records import Prompt, Sample
-from autodidact.selection import revision_examples, select, select_pairs
+from autodidact.monitors import Evidence, build_monitors, check
+from autodidact.records import STAGES, Alert, Prompt, Sample
+from autodidact.selection import drop_near_duplicates, revision_examples, select, select_pairs
 from autodidact.stopping import best_iteration, stop_reason
 from autodidact.store import RunStore
 from autodidact.tasks import get_task
@@ -41,8 +49,8 @@ from autodidact.training import load_policy, save_checkpoint, train_dpo, train_s
 
 log = logging.getLogger(__name__)
 
-STAGES = ("generate", "judge", "select", "train", "evaluate")
 CONFIG_FILE, STORE_FILE = "config.yaml", "run.sqlite"
+PAUSE = "pause"  # the review gate's answer when a checkpoint waits for ratings
 _REVISION_ID = re.compile(r"-rev\d+$")  # generated samples end in "-{k}", revisions in "-rev{k}"
 
 
@@ -81,6 +89,8 @@ class RunResult:
     best_iteration: int = 0
     best_checkpoint: str | None = None
     stop_reason: str | None = None
+    alerts: list[Alert] = field(default_factory=list)  # every alert the monitors raised, by iteration
+    paused: str | None = None  # why the run waits (human review pending); `resume` continues it
 
 
 class SelfImprovementLoop:
@@ -107,6 +117,37 @@ class SelfImprovementLoop:
         self.heldout_judge = heldout_judge(self.judge, config.judge, self.judge_engine)
         if config.evaluation.judge_heldout and self.heldout_judge is not self.judge:
             log.info("held-out answers are scored by the direct judge (%s compares samples)", self.judge.name)
+        self._embedder_loaded, self._embedder = False, None
+        self.monitors = build_monitors(config, self.embedder) if config.monitors.enabled else []
+        self.reference_judge = self._reference_judge()
+
+    @property
+    def embedder(self):
+        """The sentence embedder of the diversity monitor and near-duplicate removal, loaded once when needed."""
+        if not self._embedder_loaded:
+            from autodidact.embeddings import load_embedder
+
+            spec = self.config.monitors.diversity.embedder
+            if spec == "none" and self.config.selection.dedup_similarity is not None:
+                spec = "default"  # near-duplicate removal needs one even when the monitor does without
+            needed = self.config.monitors.enabled or self.config.selection.dedup_similarity is not None
+            self._embedder = load_embedder(spec) if needed else None
+            self._embedder_loaded = True
+        return self._embedder
+
+    def _reference_judge(self):
+        """A direct judge on a fixed model (`monitors.reward_hacking.reference_judge`), or None."""
+        spec = self.config.monitors.reward_hacking.reference_judge
+        if spec is None or not self.config.monitors.enabled:
+            return None
+        from autodidact.judges.direct import DirectScoreJudge
+
+        j = self.config.judge.model_copy(update={"model": spec})
+        try:
+            engine = judge_engine(self.config.model_copy(update={"judge": j}), self.engine)
+        except AutodidactError as exc:
+            raise AutodidactError(str(exc).replace("judge.model", "monitors.reward_hacking.reference_judge")) from None
+        return DirectScoreJudge(engine, mode=j.mode, batch_size=j.batch_size, min_mass=j.min_score_mass)
 
     # --- orchestration ---------------------------------------------------------
 
@@ -114,11 +155,12 @@ class SelfImprovementLoop:
         self._ensure_prompts()
         it = 0
         while True:
-            if it > 0:
-                for stage in STAGES[:-1]:
-                    self._stage(it, stage)
-            self._stage(it, "evaluate")
-            reason = stop_reason(self._history(), **self._stop_args())
+            for stage in STAGES if it > 0 else ("evaluate", "monitor"):  # iteration 0: the base model
+                self._stage(it, stage)
+            reason = self._monitor_stop(it) or self._review_gate(it)
+            if reason == PAUSE:
+                return collect_result(self.run_dir, self.store, paused=self._pause_message())
+            reason = reason or stop_reason(self._history(), **self._stop_args())
             if reason:
                 return self._finish(reason)
             it += 1
@@ -173,7 +215,9 @@ class SelfImprovementLoop:
     def _generate(self, it: int, start: float) -> None:
         g = self.config.generation
         prompts = self._iteration_prompts(it)
-        params = SamplingParams(g.samples_per_prompt, g.temperature, g.top_p, g.max_new_tokens, seed=self.config.seed * 1000 + it)
+        params = SamplingParams(
+            g.samples_per_prompt, g.temperature_at(it), g.top_p, g.max_new_tokens, seed=self.config.seed * 1000 + it
+        )
         outputs = self.engine.generate([self.engine.render(p.messages) for p in prompts], params, desc=f"generating (iter {it})")
         samples = [
             Sample(f"it{it}-{p.id}-{k}", p.id, it, k, c.text, c.num_tokens)
@@ -242,15 +286,20 @@ class SelfImprovementLoop:
         judgments = self.store.judgments(it, self.judge.name)
         s = self.config.selection
         if self.config.training.method == "dpo":
-            pairs = select_pairs(prompts, samples, judgments, s.min_margin)
+            pairs = select_pairs(prompts, samples, judgments, s.min_margin, s.length_band)
             with self.store.transaction():
                 self.store.add_pairs(it, pairs)
                 self.store.finish_stage(it, "select", time.perf_counter() - start, {"pairs": len(pairs)})
             return
-        examples = select(prompts, samples, judgments, s.strategy, s.top_k, s.min_score)
+        examples = select(prompts, samples, judgments, s.strategy, s.top_k, s.min_score, s.length_band)
         revised = revision_examples(prompts, revisions, examples)  # none unless selection.revise stored rewrites
         examples += revised
-        info = {"kept": len(examples), "revisions": len(revised)} if s.revise else {"kept": len(examples)}
+        info = {"revisions": len(revised)} if s.revise else {}
+        if s.dedup_similarity is not None:
+            before = len(examples)
+            examples = drop_near_duplicates(examples, s.dedup_similarity, self.embedder)
+            info["near_duplicates"] = before - len(examples)
+        info["kept"] = len(examples)
         with self.store.transaction():
             self.store.add_selection(it, examples)
             self.store.finish_stage(it, "select", time.perf_counter() - start, info)
@@ -265,6 +314,107 @@ class SelfImprovementLoop:
         with self.store.transaction():
             self.store.add_checkpoint(it, str(path))
             self.store.finish_stage(it, "train", time.perf_counter() - start, asdict(result))
+
+    def _monitor(self, it: int, start: float) -> None:
+        evidence = self._evidence(it)
+        metrics: dict[str, float | None] = {}
+        if self.reference_judge is not None:
+            metrics["reference_judge_score"] = self._reference_score(it)
+            evidence.history[-1] |= metrics
+        measured, alerts = check(self.monitors, evidence)
+        metrics |= measured
+        for alert in alerts:
+            log.warning("iteration %d: %s alert: %s", it, alert.monitor, alert.message)
+        items = self._checkpoint_items(it)
+        info = {"alerts": len(alerts), "review_items": len(items), "probe_prompts": len(evidence.probe_groups)}
+        with self.store.transaction():
+            self.store.add_metrics(it, metrics)
+            self.store.add_alerts(alerts)
+            self.store.add_review_items(items)
+            self.store.finish_stage(it, "monitor", time.perf_counter() - start, info)
+
+    def _evidence(self, it: int) -> Evidence:
+        history = []
+        for i in range(it + 1):
+            history.append({row["name"]: row["value"] for row in self.store.metrics(i) if not row["task"]})
+        evidence = Evidence(it, history)
+        if it > 0:
+            _, samples = self._train_samples(it)
+            evidence.train_samples = [s for s in samples if not is_revision(s)]
+            evidence.train_judgments = self.store.judgments(it, self.judge.name)
+        if self.monitors and self.config.monitors.diversity.prompts:
+            evidence.probe_groups = self._diversity_probe(it)
+        return evidence
+
+    def _diversity_probe(self, it: int) -> list[list[str]]:
+        """Samples of the current model on a fixed set of held-out prompts, for the mode-collapse monitor.
+
+        The same prompts, temperature and seed every iteration, so a change in
+        diversity comes from the model. Prompts alternate between tasks.
+        """
+        d, g = self.config.monitors.diversity, self.config.generation
+        by_task: dict[str, list[Prompt]] = defaultdict(list)
+        for p in self.store.prompts(split="heldout"):
+            by_task[p.task].append(p)
+        interleaved = [p for group in zip(*by_task.values()) for p in group] if by_task else []
+        prompts = interleaved[: d.prompts]
+        params = SamplingParams(d.samples, g.temperature, g.top_p, g.max_new_tokens, seed=self.config.seed + 7919)
+        outputs = self.engine.generate([self.engine.render(p.messages) for p in prompts], params,
+                                       desc=f"diversity probe (iter {it})")
+        return [[c.text for c in completions] for completions in outputs]
+
+    def _reference_score(self, it: int) -> float | None:
+        heldout = {p.id: p for p in self.store.prompts(split="heldout")}
+        answers = [s for s in self.store.samples(it) if s.prompt_id in heldout and s.index == 0]
+        judgments = self.reference_judge.judge([JudgeItem(s.id, heldout[s.prompt_id], s.text) for s in answers])
+        scores = [j.score for j in judgments if j.score is not None]
+        return sum(scores) / len(scores) if scores else None
+
+    def _checkpoint_items(self, it: int):
+        r = self.config.review
+        if not r.every or it == 0 or it % r.every:
+            return []
+        from autodidact.review import build_checkpoint
+
+        relative = getattr(self.judge, "relative", False)
+        return build_checkpoint(self.store, it, self.judge.name, r, relative, seed=self.config.seed + it)
+
+    def _monitor_stop(self, it: int) -> str | None:
+        stopping = [a for a in self.store.alerts(it) if a.stop]
+        if not stopping:
+            return None
+        return "; ".join(f"monitor {a.monitor} raised an alert (its stop is set): {a.message}" for a in stopping)
+
+    def _review_gate(self, it: int) -> str | None:
+        """Update human agreement from the ratings so far; a stop reason, PAUSE, or None to go on."""
+        r = self.config.review
+        checkpoints = sorted({item.iteration for item in self.store.review_items()})
+        if not checkpoints:
+            return None
+        from autodidact.review import update_agreement
+
+        agreement = {c: update_agreement(self.store, c, r.min_ratings).get("human_agreement") for c in checkpoints}
+        measured = [(c, a) for c, a in agreement.items() if a is not None]
+        if r.min_agreement is not None and measured and measured[-1][1] < r.min_agreement:
+            c, value = measured[-1]
+            message = (
+                f"human-judge agreement at the iteration-{c} checkpoint is {value:.2f}, below review.min_agreement "
+                f"{r.min_agreement:g}: the self-judge no longer tracks human judgment."
+            )
+            if not any(a.monitor == "reliability" for a in self.store.alerts(c)):
+                with self.store.transaction():
+                    self.store.add_alerts([Alert(c, "reliability", message, stop=True)])
+            return message
+        if r.pause and self.store.review_items(pending=True):
+            return PAUSE
+        return None
+
+    def _pause_message(self) -> str:
+        pending = len(self.store.review_items(pending=True))
+        return (
+            f"{pending} item(s) of a human validation checkpoint wait for ratings (review.pause is set). "
+            f"Rate them with `autodidact review {self.run_dir}`, then continue with `autodidact resume {self.run_dir}`."
+        )
 
     def _evaluate(self, it: int, start: float) -> None:
         judge = self.heldout_judge if self.config.evaluation.judge_heldout else None
@@ -305,7 +455,7 @@ def iteration_rows(store: RunStore) -> list[dict]:
     return rows
 
 
-def collect_result(run_dir: Path, store: RunStore) -> RunResult:
+def collect_result(run_dir: Path, store: RunStore, paused: str | None = None) -> RunResult:
     best = int(store.get_meta("best_iteration") or 0)
     checkpoint = store.best_checkpoint()
     return RunResult(
@@ -314,6 +464,8 @@ def collect_result(run_dir: Path, store: RunStore) -> RunResult:
         best_iteration=best,
         best_checkpoint=checkpoint[1] if checkpoint and best > 0 else None,
         stop_reason=store.get_meta("stop_reason"),
+        alerts=store.alerts(),
+        paused=paused,
     )
 
 

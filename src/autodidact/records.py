@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Split = Literal["train", "heldout"]
+STAGES = ("generate", "judge", "select", "train", "evaluate", "monitor")  # the stages of an iteration, in order
 Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": str}
 
 

@@ -4,14 +4,25 @@ Failed judgments (score None) never reach training; empty responses and exact
 duplicates (same prompt, same text) are dropped before ranking so a repeated
 answer cannot take several top-k slots, nor be paired against itself.
 Critique-and-revise rewrites join the SFT examples unscored (`revision_examples`).
+
+Two mitigations of known failure modes live here. Length control
+(`length_band`) counters a judge that rewards length: among the samples
+scoring within a band of a prompt's best, the shortest go first (as
+Meta-Rewarding does). Near-duplicate removal (`drop_near_duplicates`)
+counters mode collapse: responses that say the same thing in nearly the same
+words are trained on once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from autodidact.records import Judgment, PreferencePair, Prompt, Sample, SFTExample
+
+if TYPE_CHECKING:
+    from autodidact.embeddings import Embedder
 
 
 def scored_candidates(
@@ -36,6 +47,41 @@ def scored_candidates(
     return dict(by_prompt)
 
 
+def length_controlled(
+    candidates: Mapping[str, list[tuple[Sample, float]]], band: float | None
+) -> dict[str, list[tuple[Sample, float]]]:
+    """Reorder each prompt's candidates: those within `band` points of the best, shortest first, then the rest.
+
+    With `band` None the candidates are returned as they are (best first).
+    Equal lengths keep score order, so the result is deterministic.
+    """
+    if band is None:
+        return dict(candidates)
+    out = {}
+    for prompt_id, ranked in candidates.items():
+        if not ranked:
+            out[prompt_id] = []
+            continue
+        best = ranked[0][1]
+        near = [pair for pair in ranked if pair[1] >= best - band]
+        near.sort(key=lambda pair: pair[0].num_tokens)  # stable: equal lengths stay in score order
+        out[prompt_id] = near + [pair for pair in ranked if pair[1] < best - band]
+    return out
+
+
+def drop_near_duplicates(examples: Sequence[SFTExample], threshold: float, embedder: Embedder) -> list[SFTExample]:
+    """Drop each example whose response embedding is at least `threshold` cosine-similar to a better-scored kept one.
+
+    Priority is the judge's score (higher first; unscored rewrites last), so
+    of two near-duplicates the better-judged survives. Order is preserved.
+    """
+    from autodidact.embeddings import near_duplicates
+
+    order = sorted(range(len(examples)), key=lambda i: -examples[i].score if examples[i].score is not None else float("inf"))
+    dropped = {order[i] for i in near_duplicates([examples[i].completion for i in order], threshold, embedder)}
+    return [e for i, e in enumerate(examples) if i not in dropped]
+
+
 def select_top_k(candidates: Mapping[str, list[tuple[Sample, float]]], k: int, min_score: float | None = None):
     """The best `k` samples of each prompt, optionally above an absolute floor."""
     for pairs in candidates.values():
@@ -56,6 +102,7 @@ def select(
     strategy: str = "top_k",
     top_k: int = 1,
     min_score: float | None = None,
+    length_band: float | None = None,
 ) -> list[SFTExample]:
     """Choose the samples that become SFT examples.
 
@@ -65,8 +112,9 @@ def select(
         strategy: "top_k" or "threshold".
         top_k: samples kept per prompt with "top_k".
         min_score: absolute floor; required with "threshold".
+        length_band: with "top_k", prefer the shortest samples within this many points of the best.
     """
-    candidates = scored_candidates(samples, judgments)
+    candidates = length_controlled(scored_candidates(samples, judgments), length_band)
     if strategy == "top_k":
         chosen = select_top_k(candidates, top_k, min_score)
     elif strategy == "threshold":
@@ -112,6 +160,7 @@ def select_pairs(
     samples: Sequence[Sample],
     judgments: Sequence[Judgment],
     min_margin: float = 0.0,
+    length_band: float | None = None,
 ) -> list[PreferencePair]:
     """Best-vs-worst preference pairs: one per prompt, for DPO.
 
@@ -126,6 +175,7 @@ def select_pairs(
         prompts: prompt id -> prompt (for the messages of each pair).
         samples, judgments: one iteration's samples and their judgments.
         min_margin: smallest chosen-minus-rejected score gap that makes a pair.
+        length_band: choose the shortest sample within this many points of the best, not the best itself.
 
     Returns:
         The pairs, in the order the prompts first appear in `samples`.
@@ -134,7 +184,8 @@ def select_pairs(
     for prompt_id, ranked in scored_candidates(samples, judgments).items():
         if len(ranked) < 2:
             continue
-        (best, best_score), (worst, worst_score) = ranked[0], ranked[-1]
+        (worst, worst_score) = ranked[-1]
+        (best, best_score) = length_controlled({prompt_id: ranked}, length_band)[prompt_id][0]
         margin = best_score - worst_score
         if margin <= 0 or margin < min_margin:
             continue

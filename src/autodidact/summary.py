@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-STAGES = ("generate", "judge", "select", "train", "evaluate")
+from autodidact.records import STAGES
+
 
 
 def _pct(value: float | None) -> str:
@@ -58,4 +59,16 @@ def timing_table(rows: Sequence[dict]) -> Table:
         seconds = row.get("seconds", {})
         total = sum(seconds.values()) if seconds else None
         table.add_row(str(row["iteration"]), *(_num(seconds.get(s), "{:.1f}") for s in STAGES), _num(total, "{:.1f}"))
+    return table
+
+
+def alerts_table(alerts: Sequence) -> Table:
+    """Every alert the monitors raised: iteration, failure mode, what was seen, whether it stopped the run."""
+    table = Table(title="Alerts: known failure modes detected", title_style="bold red", show_lines=True)
+    table.add_column("iter", justify="right")
+    table.add_column("monitor")
+    table.add_column("what was seen")
+    table.add_column("stopped", justify="center")
+    for alert in alerts:
+        table.add_row(str(alert.iteration), alert.monitor, alert.message, "yes" if alert.stop else "")
     return table

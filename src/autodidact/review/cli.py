@@ -1,0 +1,47 @@
+"""`autodidact review RUN_DIR`: rate a run's review queue in a browser, a terminal, or from a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from autodidact.errors import AutodidactError
+from autodidact.review.agreement import agreement
+from autodidact.review.importer import import_ratings
+from autodidact.review.rundir import min_ratings_of, open_store
+from autodidact.review.terminal import review_in_terminal
+
+
+def review_command(
+    run_dir: Path, terminal: bool = False, import_file: Path | None = None, host: str = "127.0.0.1",
+    port: int = 8765, console: Console | None = None,
+) -> None:
+    """Import ratings from `import_file`, or rate in the terminal, or serve the review page on host:port.
+
+    Raises:
+        AutodidactError: `run_dir` is not a run directory, or the run queued no review items.
+    """
+    console = console or Console()
+    min_ratings = min_ratings_of(run_dir)
+    with open_store(run_dir) as store:
+        if not store.review_items():
+            raise AutodidactError(f"no review items in {run_dir}: set review.every in the config.")
+        if import_file is not None:
+            count = import_ratings(store, import_file, min_ratings=min_ratings)
+            console.print(f"imported {count} rating(s) from {import_file}")
+            items, ratings = store.review_items(), store.ratings()
+            for iteration in sorted({item.iteration for item in items}):
+                checkpoint = [item for item in items if item.iteration == iteration]
+                agreed = agreement(checkpoint, ratings, min_ratings)["human_agreement"]
+                console.print(f"checkpoint {iteration}: agreement {'—' if agreed is None else f'{agreed:.3f}'}")
+            return
+    if terminal:
+        review_in_terminal(run_dir, console=console, min_ratings=min_ratings)
+        return
+    from autodidact.review.app import serve  # FastAPI and uvicorn only when the page is served
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning: the review page has no login; anyone who can reach {host}:{port} can rate.")
+    console.print(f"review page: http://{host}:{port}/  (Ctrl+C to stop)")
+    serve(run_dir, host=host, port=port, min_ratings=min_ratings)

@@ -1,0 +1,28 @@
+"""Opening a run directory's store for review, without creating one by mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autodidact.config import load_config
+from autodidact.errors import AutodidactError
+from autodidact.store import RunStore
+
+
+def store_path(run_dir: Path) -> Path:
+    """`run_dir/run.sqlite`; AutodidactError if `run_dir` is not a run directory."""
+    path = Path(run_dir) / "run.sqlite"
+    if not path.is_file():
+        raise AutodidactError(f"{run_dir} is not a run directory (no run.sqlite); pass the folder of a run.")
+    return path
+
+
+def open_store(run_dir: Path) -> RunStore:
+    """Open the store of an existing run directory (RunStore would create a new, empty one)."""
+    return RunStore(store_path(run_dir))
+
+
+def min_ratings_of(run_dir: Path, default: int = 5) -> int:
+    """`review.min_ratings` from the run's saved config.yaml, or `default` when the run has none."""
+    config = Path(run_dir) / "config.yaml"
+    return load_config(config).review.min_ratings if config.is_file() else default

@@ -1,0 +1,133 @@
+"""The failure-mode monitors on constructed data with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autodidact.config import GenerationConfig
+from autodidact.monitors import BiasMonitor, Evidence, ReturnsMonitor, RewardHackingMonitor, check
+from autodidact.monitors.bias import bias_alert, score_length_correlation
+from autodidact.monitors.returns import gain_trend, gains, returns_alert
+from autodidact.monitors.reward_hacking import reward_hacking_alert
+from autodidact.records import Judgment, Prompt, Sample, SFTExample
+from autodidact.selection import drop_near_duplicates, select, select_pairs
+
+PROMPT = Prompt("p", "t", "train", [{"role": "user", "content": "q"}])
+
+
+def _history(judge, passed):
+    return [{"judge_score": j, "pass_rate": p} for j, p in zip(judge, passed)]
+
+
+def test_reward_hacking_fires_when_the_judge_rises_and_the_verifier_falls():
+    message = reward_hacking_alert(_history([5.0, 6.0, 7.5], [0.40, 0.35, 0.30]), window=2)
+    assert message is not None
+    assert "5.00 -> 7.50" in message and "40.0% -> 30.0%" in message and "iterations 0-2" in message
+
+
+def test_reward_hacking_is_quiet_when_both_rise_or_the_window_is_not_full():
+    assert reward_hacking_alert(_history([5.0, 6.0, 7.5], [0.30, 0.35, 0.40]), window=2) is None
+    assert reward_hacking_alert(_history([5.0, 6.0], [0.40, 0.30]), window=2) is None  # one step only
+    # A rise within the tolerance counts as flat; one step where the judge fell breaks the streak.
+    assert reward_hacking_alert(_history([5.0, 6.0, 7.0], [0.40, 0.405, 0.41]), window=2, tolerance=0.01)
+    assert reward_hacking_alert(_history([5.0, 4.0, 7.0], [0.40, 0.30, 0.30]), window=2) is None
+
+
+def test_reward_hacking_uses_the_reference_judge_where_no_verifier_exists():
+    history = [{"judge_score": j, "reference_judge_score": r} for j, r in [(5, 6.0), (6, 5.0), (7, 5.0)]]
+    message = reward_hacking_alert(history, window=2)
+    assert message is not None and "reference judge score went 60.0% -> 50.0%" in message
+
+
+def test_score_length_correlation_is_exact_and_none_when_undefined():
+    samples = [Sample(f"s{i}", "p", 1, i, "x", n) for i, n in enumerate([10, 20, 30, 40])]
+    judged = [Judgment(f"s{i}", "direct", s) for i, s in enumerate([1.0, 2.0, 3.0, 4.0])]
+    assert score_length_correlation(samples, judged) == pytest.approx(1.0)
+    reverse = [Judgment(f"s{i}", "direct", s) for i, s in enumerate([4.0, 3.0, 2.0, 1.0])]
+    assert score_length_correlation(samples, reverse) == pytest.approx(-1.0)
+    failed = [Judgment(f"s{i}", "direct", None) for i in range(4)]
+    assert score_length_correlation(samples, failed) is None
+    assert score_length_correlation(samples, [Judgment(f"s{i}", "d", 5.0) for i in range(4)]) is None
+
+
+def test_bias_alert_names_each_measure_past_its_threshold():
+    assert bias_alert({"position_consistency": 0.9, "score_length_corr": 0.1}, 0.6, 0.5, 3.0) is None
+    message = bias_alert({"position_consistency": 0.25, "score_length_corr": 0.8, "disagreement": 4.0}, 0.6, 0.5, 3.0)
+    assert "25%" in message and "+0.80" in message and "longer" in message and "4.0 points" in message
+
+
+def test_gains_and_their_trend():
+    history = [0.30, 0.40, 0.45, 0.46]
+    assert gains(history)[0] is None
+    assert gains(history)[1:] == pytest.approx([0.10, 0.05, 0.01])
+    assert gain_trend(history, window=3) == pytest.approx(np.polyfit([1, 2, 3], [0.10, 0.05, 0.01], 1)[0])
+    assert gain_trend([0.3, 0.4], window=3) is None  # one gain is no trend
+    assert gains([0.3, None, 0.5]) == [None, None, None]
+
+
+def test_returns_alert_when_gains_shrink_below_min_delta():
+    rows = [{"gain": None}, {"gain": 0.10}, {"gain": 0.05}, {"gain": 0.005, "gain_trend": -0.0475}]
+    message = returns_alert(rows, min_delta=0.01)
+    assert message is not None and "+10.0, +5.0, +0.5" in message
+    assert returns_alert(rows[:-1] + [{"gain": 0.02, "gain_trend": -0.04}], min_delta=0.01) is None  # still paying
+
+
+def test_check_adds_measurements_before_alerting_and_marks_stop():
+    samples = [Sample(f"s{i}", "p", 2, i, "x" * n, n) for i, n in enumerate([5, 10, 15])]
+    judgments = [Judgment(f"s{i}", "direct", s) for i, s in enumerate([2.0, 5.0, 9.0])]
+    history = [{"heldout_metric": 0.40, "judge_score": 5.0, "pass_rate": 0.40},
+               {"heldout_metric": 0.35, "judge_score": 6.0, "pass_rate": 0.35},
+               {"heldout_metric": 0.30, "judge_score": 7.0, "pass_rate": 0.30}]
+    monitors = [RewardHackingMonitor(2, 0.0, stop=True), BiasMonitor(0.6, 0.5, 3.0, stop=False),
+                ReturnsMonitor(3, 0.01, stop=False)]
+    metrics, alerts = check(monitors, Evidence(2, history, samples, judgments))
+    assert metrics["train_judge_score"] == pytest.approx(16 / 3)
+    assert metrics["score_length_corr"] == pytest.approx(1.0)
+    assert metrics["gain"] == pytest.approx(-0.05)
+    assert [(a.monitor, a.stop) for a in alerts] == [("reward_hacking", True), ("bias", False)]
+
+
+# --- mitigations --------------------------------------------------------------
+
+
+def _scored(lengths_scores):
+    samples = [Sample(f"s{i}", "p", 1, i, f"answer {i}", n) for i, (n, _) in enumerate(lengths_scores)]
+    judgments = [Judgment(f"s{i}", "direct", s) for i, (_, s) in enumerate(lengths_scores)]
+    return samples, judgments
+
+
+def test_length_band_keeps_the_shortest_sample_near_the_best():
+    samples, judgments = _scored([(60, 9.0), (20, 8.5), (10, 6.0)])
+    assert [e.sample_id for e in select({"p": PROMPT}, samples, judgments)] == ["s0"]
+    assert [e.sample_id for e in select({"p": PROMPT}, samples, judgments, length_band=1.0)] == ["s1"]
+    assert [e.sample_id for e in select({"p": PROMPT}, samples, judgments, length_band=5.0)] == ["s2"]
+    pairs = select_pairs({"p": PROMPT}, samples, judgments, length_band=1.0)
+    assert [(p.chosen_sample_id, p.rejected_sample_id) for p in pairs] == [("s1", "s2")]
+    # When the band reaches the worst sample, the shortest may be the worst itself: no pair, never a self-pair.
+    assert select_pairs({"p": PROMPT}, samples, judgments, length_band=5.0) == []
+
+
+class _LetterEmbedder:
+    """Embeds a text by its first letter: texts starting alike are identical vectors."""
+
+    def encode(self, texts):
+        vectors = np.zeros((len(texts), 26), dtype=np.float32)
+        for i, t in enumerate(texts):
+            vectors[i, (ord(t[0].lower()) - 97) % 26 if t else 0] = 1.0
+        return vectors
+
+
+def test_near_duplicates_keep_the_better_scored_one():
+    examples = [SFTExample("a", "p1", [], "apple pie", 5.0), SFTExample("b", "p2", [], "apple tart", 9.0),
+                SFTExample("c", "p3", [], "banana", 1.0), SFTExample("r", "p1", [], "avocado", None)]
+    kept = drop_near_duplicates(examples, 0.95, _LetterEmbedder())
+    assert [e.sample_id for e in kept] == ["b", "c"]  # "b" scored higher; the unscored rewrite goes last
+
+
+def test_temperature_schedule_repeats_its_last_entry():
+    g = GenerationConfig(temperature=0.8, temperature_schedule=[0.7, 1.0])
+    assert [g.temperature_at(i) for i in (1, 2, 3, 7)] == [0.7, 1.0, 1.0, 1.0]
+    assert GenerationConfig(temperature=0.8).temperature_at(3) == 0.8
+    with pytest.raises(ValueError):
+        GenerationConfig(temperature_schedule=[])
