@@ -51,7 +51,8 @@ def score_item(id: str, sample_id: str, judge_score: float, iteration: int = 1) 
                       judge_score=judge_score)
 
 
-def pair_item(id: str, first: str, second: str, first_score: float, second_score: float, iteration: int = 1) -> ReviewItem:
+def pair_item(id: str, first: str, second: str, first_score: float, second_score: float,
+              iteration: int = 1) -> ReviewItem:
     return ReviewItem(id=id, iteration=iteration, kind="pair", prompt_id=first.split("-")[0], sample_id=first,
                       judge_score=first_score, other_sample_id=second, other_judge_score=second_score)
 
@@ -113,8 +114,9 @@ def test_pair_checkpoint_pairs_one_prompt_with_different_scores_in_random_order(
 def test_kind_setting_overrides_auto(tmp_path):
     store = RunStore(tmp_path / "run.sqlite")
     add_judged(store, SCORES)
-    assert {i.kind for i in build_checkpoint(store, 1, "self", ReviewConfig(items=3, kind="score"), True, 0)} == {"score"}
-    assert {i.kind for i in build_checkpoint(store, 1, "self", ReviewConfig(items=3, kind="pair"), False, 0)} == {"pair"}
+    scores = build_checkpoint(store, 1, "self", ReviewConfig(items=3, kind="score"), relative=True, seed=0)
+    pairs = build_checkpoint(store, 1, "self", ReviewConfig(items=3, kind="pair"), relative=False, seed=0)
+    assert [i.kind for i in scores] == ["score"] * 3 and [i.kind for i in pairs] == ["pair"] * 3
 
 
 # --- agreement -----------------------------------------------------------------
@@ -225,7 +227,9 @@ def test_terminal_review_reasks_on_bad_input_skips_and_quits(tmp_path):
                                 min_ratings=2)
 
     assert stored == 2
-    assert [(r.item_id, r.value, r.source) for r in store.ratings()] == [("i1", 3.0, "terminal"), ("i2", 0.0, "terminal")]
+    assert [(r.item_id, r.value, r.source) for r in store.ratings()] == [
+        ("i1", 3.0, "terminal"), ("i2", 0.0, "terminal"),
+    ]
     text = out.getvalue()
     assert "[bold]not markup[/bold]" in text  # generated text printed as text, not rich markup
     assert "type a score from 0 to 10" in text and "type 1 (first is better)" in text
@@ -241,6 +245,7 @@ def test_terminal_review_skip_and_end_of_input(tmp_path):
 
     def eof(_: str) -> str:
         raise EOFError
+
     assert review_in_terminal(tmp_path, console=Console(file=io.StringIO()), input_fn=eof) == 0
 
 
@@ -307,6 +312,8 @@ def test_app_pair_page_skip_and_bad_requests(tmp_path):
     assert client.post("/rate", data={"item_id": "i1", "value": "0.7"}).status_code == 400
     assert client.post("/rate", data={"item_id": "i1", "value": "abc"}).status_code == 400
     assert client.post("/rate", data={"item_id": "zzz", "value": "1"}).status_code == 404
+    evil = client.post("/rate", data={"item_id": "i1", "value": "1"}, headers={"origin": "http://evil.example"})
+    assert evil.status_code == 403
     assert store.ratings() == []
     client.post("/rate", data={"item_id": "i1", "value": "0.5"})
     assert "You picked tie for i1; the judge preferred first" in client.get("/?rated=i1").text

@@ -14,10 +14,10 @@ neither loses nor regenerates them.
 
 After every evaluation the monitor stage measures the known failure modes
 (`autodidact.monitors`), stores their metrics and alerts, and queues the
-items of a human validation checkpoint. Between iterations the review gate
-updates the human-judge agreement from the ratings so far, stops the run
-when it is below `review.min_agreement`, and pauses it while a checkpoint's
-items wait for ratings when `review.pause` is set.
+items of a human validation checkpoint. Between iterations the loop updates
+the human-judge agreement from the ratings so far and stops the run when it
+is below `review.min_agreement`; with `review.pause` it pauses while a
+checkpoint's items wait for ratings (unless the run stops there anyway).
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ from autodidact.training import load_policy, save_checkpoint, train_dpo, train_s
 log = logging.getLogger(__name__)
 
 CONFIG_FILE, STORE_FILE = "config.yaml", "run.sqlite"
-PAUSE = "pause"  # the review gate's answer when a checkpoint waits for ratings
 _REVISION_ID = re.compile(r"-rev\d+$")  # generated samples end in "-{k}", revisions in "-rev{k}"
 
 
@@ -157,12 +156,11 @@ class SelfImprovementLoop:
         while True:
             for stage in STAGES if it > 0 else ("evaluate", "monitor"):  # iteration 0: the base model
                 self._stage(it, stage)
-            reason = self._monitor_stop(it) or self._review_gate(it)
-            if reason == PAUSE:
-                return collect_result(self.run_dir, self.store, paused=self._pause_message())
-            reason = reason or stop_reason(self._history(), **self._stop_args())
+            reason = self._monitor_stop(it) or self._agreement_stop() or stop_reason(self._history(), **self._stop_args())
             if reason:
                 return self._finish(reason)
+            if self.config.review.pause and self.store.review_items(pending=True):
+                return collect_result(self.run_dir, self.store, paused=self._pause_message())
             it += 1
 
     def _stop_args(self) -> dict:
@@ -385,8 +383,8 @@ class SelfImprovementLoop:
             return None
         return "; ".join(f"monitor {a.monitor} raised an alert (its stop is set): {a.message}" for a in stopping)
 
-    def _review_gate(self, it: int) -> str | None:
-        """Update human agreement from the ratings so far; a stop reason, PAUSE, or None to go on."""
+    def _agreement_stop(self) -> str | None:
+        """Update human-judge agreement from the ratings so far; a stop reason when it is below the floor."""
         r = self.config.review
         checkpoints = sorted({item.iteration for item in self.store.review_items()})
         if not checkpoints:
@@ -395,19 +393,17 @@ class SelfImprovementLoop:
 
         agreement = {c: update_agreement(self.store, c, r.min_ratings).get("human_agreement") for c in checkpoints}
         measured = [(c, a) for c, a in agreement.items() if a is not None]
-        if r.min_agreement is not None and measured and measured[-1][1] < r.min_agreement:
-            c, value = measured[-1]
-            message = (
-                f"human-judge agreement at the iteration-{c} checkpoint is {value:.2f}, below review.min_agreement "
-                f"{r.min_agreement:g}: the self-judge no longer tracks human judgment."
-            )
-            if not any(a.monitor == "reliability" for a in self.store.alerts(c)):
-                with self.store.transaction():
-                    self.store.add_alerts([Alert(c, "reliability", message, stop=True)])
-            return message
-        if r.pause and self.store.review_items(pending=True):
-            return PAUSE
-        return None
+        if r.min_agreement is None or not measured or measured[-1][1] >= r.min_agreement:
+            return None
+        c, value = measured[-1]
+        message = (
+            f"human-judge agreement at the iteration-{c} checkpoint is {value:.2f}, below review.min_agreement "
+            f"{r.min_agreement:g}: the self-judge no longer tracks human judgment."
+        )
+        if not any(a.monitor == "reliability" for a in self.store.alerts(c)):
+            with self.store.transaction():
+                self.store.add_alerts([Alert(c, "reliability", message, stop=True)])
+        return message
 
     def _pause_message(self) -> str:
         pending = len(self.store.review_items(pending=True))

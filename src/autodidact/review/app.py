@@ -8,10 +8,11 @@ after the person has rated it, so it cannot anchor their rating.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jinja2
 import uvicorn
-from fastapi import FastAPI, Form, HTTPException
+from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from autodidact.records import Rating, ReviewItem
@@ -19,56 +20,10 @@ from autodidact.review.agreement import PAIR_LABELS, agreement, check_rating, up
 from autodidact.review.rundir import open_store, store_path
 from autodidact.store import RunStore
 
-_PAGE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>AutoDidact review: {{ run }}</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-pre { white-space: pre-wrap; background: #f5f5f5; padding: .75rem; border-radius: 4px; }
-table { border-collapse: collapse; margin-bottom: 1rem; }
-th, td { padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }
-.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }
-form button { font-size: 1rem; min-width: 2.6rem; height: 2.6rem; margin: .15rem; cursor: pointer; }
-.last { background: #eef6ee; padding: .5rem 1rem; border-radius: 4px; }
-.muted { color: #666; font-size: .9rem; }
-</style></head><body>
-<h1>Human review: {{ run }}</h1>
-<table>
-<tr><th>Checkpoint</th><th>Kind</th><th>Rated</th><th>Agreement with the judge</th></tr>
-{% for c in checkpoints %}
-<tr><td>iteration {{ c.iteration }}</td><td>{{ c.kind }}</td>
-<td id="rated-{{ c.iteration }}">{{ c.rated }} / {{ c.total }}</td>
-<td><span id="agreement-{{ c.iteration }}">{{ c.agreement_text }}</span>
-<span class="muted">{{ c.measure }}{% if c.accuracy_text %}, accuracy {{ c.accuracy_text }}{% endif %}</span></td></tr>
-{% endfor %}
-</table>
-<p class="muted">Agreement counts once a checkpoint has {{ min_ratings }} ratings.</p>
-{% if last %}<p class="last" id="last-rating">{{ last }}</p>{% endif %}
-{% if item %}
-<h2>Item {{ item.id }} <span class="muted">({{ pending }} pending, task {{ task }})</span></h2>
-{% for m in messages %}<div class="muted">{{ m.role }}</div><pre>{{ m.content }}</pre>{% endfor %}
-<form method="post" action="/rate">
-<input type="hidden" name="item_id" value="{{ item.id }}">
-{% if item.kind == "score" %}
-<h3>Response</h3><pre id="response">{{ first }}</pre>
-<p>How good is this response? 0 = useless, 10 = perfect.</p>
-{% for v in range(11) %}<button type="submit" name="value" value="{{ v }}" id="score-{{ v }}">{{ v }}</button>{% endfor %}
-{% else %}
-<div class="pair">
-<div><h3>First</h3><pre id="response-first">{{ first }}</pre></div>
-<div><h3>Second</h3><pre id="response-second">{{ second }}</pre></div>
-</div>
-<p>Which response is better?</p>
-<button type="submit" name="value" value="1" id="pick-first">First is better</button>
-<button type="submit" name="value" value="0" id="pick-second">Second is better</button>
-<button type="submit" name="value" value="0.5" id="pick-tie">Tie</button>
-{% endif %}
-</form>
-{% if skip_to %}<p><a href="/?item={{ skip_to }}" id="skip">Skip this item</a></p>{% endif %}
-{% else %}
-<p id="all-done">Every item is rated. Thank you.</p>
-{% endif %}
-</body></html>
-""")
+# Autoescape on: prompts and responses are model output and must reach the page as text, never as HTML.
+_PAGE = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True).get_template(
+    "page.html.j2"
+)
 
 
 def _figure(value: float | None) -> str:
@@ -139,7 +94,11 @@ def create_app(run_dir: Path, min_ratings: int = 5) -> FastAPI:
             return _PAGE.render(context)
 
     @app.post("/rate")
-    def rate(item_id: str = Form(...), value: str = Form(...)) -> RedirectResponse:
+    def rate(request: Request, item_id: str = Form(...), value: str = Form(...)) -> RedirectResponse:
+        # Another site open in the same browser could post here; a browser names that site in Origin.
+        origin = request.headers.get("origin")
+        if origin and urlsplit(origin).netloc != request.headers.get("host"):
+            raise HTTPException(403, "ratings are accepted only from the review page itself")
         with open_store(run_dir) as store:
             try:
                 item = store.review_item(item_id)

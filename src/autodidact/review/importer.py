@@ -58,7 +58,7 @@ def _value(item: ReviewItem, raw: Any) -> float:
 
 
 def import_ratings(store: RunStore, path: Path, rater: str = "import", min_ratings: int = 5) -> int:
-    """Store every rating in `path` (all or none, in one transaction) and update the agreement of each checkpoint touched.
+    """Store every rating in `path`, all or none in one transaction, and update each touched checkpoint's agreement.
 
     Args:
         store: the run's store.
@@ -84,7 +84,9 @@ def import_ratings(store: RunStore, path: Path, rater: str = "import", min_ratin
         if item_id not in items:
             raise AutodidactError(f"{path}:{line_no}: unknown review item '{item_id}'; see `autodidact review`.")
         if item_id in ratings:
-            raise AutodidactError(f"{path}:{line_no}: item '{item_id}' is rated again (first on line {lines[item_id]}).")
+            raise AutodidactError(
+                f"{path}:{line_no}: item '{item_id}' is rated again (first on line {lines[item_id]})."
+            )
         try:
             value = _value(items[item_id], row["rating"])
         except ValueError as exc:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.text import Text
 
@@ -20,7 +21,7 @@ _PAIR_KEYS = {"1": 1.0, "2": 0.0, "t": 0.5}
 def _show(console: Console, store: RunStore, item: ReviewItem, position: str) -> None:
     # Text(), not a str: generated text may contain [markup] that rich would otherwise interpret.
     prompt = store.prompt(item.prompt_id)
-    console.rule(f"item {item.id} ({position}, task {prompt.task})")
+    console.rule(escape(f"item {item.id} ({position}, task {prompt.task})"))
     for message in prompt.messages:
         console.print(Panel(Text(message["content"]), title=message["role"], title_align="left"))
     if item.kind == "score":
