@@ -1,4 +1,18 @@
-"""The `Task` protocol: where prompts come from and how answers are checked."""
+"""The `Task` protocol: where prompts come from and how answers are checked.
+
+Every task builds disjoint train and held-out prompts and grades a response.
+Three optional hooks let a task do more; the loop calls each one only where a
+task defines it:
+
+- `grow(engine, pool, avoid, iteration, seed) -> list[Prompt]`: new training
+  prompts for an iteration (self-written prompts); they are stored with the
+  iteration's samples.
+- `respond(engine, prompts, params, desc) -> list[list[Completion]]`: answer
+  the task's prompts in a way of its own (the document task's search tool),
+  in generation and in held-out evaluation alike.
+- `Prompt.meta["deployed_response"]`: a reply already given in deployment
+  (logged conversations); it joins the generated samples as one more candidate.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +27,9 @@ class Task(Protocol):
 
     `build` returns disjoint train and held-out prompts, deterministically for a
     seed. `verify` grades one response: 1.0 pass, 0.0 fail, None when the
-    verifier cannot grade it. Verifiers grade held-out evaluation only, never
-    training, unless the user picks the verifier as the judge.
+    verifier cannot grade it (then the task is measured by the judge score).
+    Verifiers grade held-out evaluation only, never training, unless the user
+    picks the verifier as the judge.
     """
 
     name: str
