@@ -119,7 +119,7 @@ def test_revisions_are_stored_by_the_judge_stage_and_survive_a_resume(tiny_llama
         assert 0 < len(expected) < 6, "the seed should give both empty and non-empty revisions"
         revisions = {s.id: s for s in store.samples(1) if "-rev" in s.id}
         assert {sid: s.text for sid, s in revisions.items()} == expected
-        assert {s.index for s in revisions.values()} == {2}  # after the generated samples 0 and 1
+        assert {s.index for s in revisions.values()} == {3}  # after the generated samples 0, 1 and the deployed slot 2
         info = store.stage_info(1, "judge")
         assert (info["revisions"], info["revisions_empty"]) == (len(expected), 6 - len(expected))
         assert info["judge_tokens"] == 12 * 9  # 6 pairs x 2 orders, 9 tokens per scripted explanation

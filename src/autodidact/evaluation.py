@@ -21,6 +21,7 @@ from statistics import fmean
 from typing import TYPE_CHECKING
 
 from autodidact.engines import Engine, SamplingParams
+from autodidact.generate import answer, verify_all
 from autodidact.judges import Judge, JudgeItem
 from autodidact.records import Judgment, Prompt, Sample
 from autodidact.tasks import Task
@@ -138,15 +139,14 @@ def evaluate_heldout(
     max_new_tokens: int,
 ) -> HeldoutResult:
     """Answer every held-out prompt greedily, verify, and (optionally) self-judge."""
-    rendered = [engine.render(p.messages) for p in prompts]
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
-    outputs = engine.generate(rendered, params, desc=f"held-out eval (iter {iteration})")
+    outputs = answer(engine, tasks, prompts, params, desc=f"held-out eval (iter {iteration})")
     samples = [
         Sample(id=f"it{iteration}-{p.id}-0", prompt_id=p.id, iteration=iteration, index=0, text=o[0].text, num_tokens=o[0].num_tokens)
         for p, o in zip(prompts, outputs)
     ]
     by_id = {p.id: p for p in prompts}
-    verdicts = {s.id: tasks[by_id[s.prompt_id].task].verify(by_id[s.prompt_id], s.text) for s in samples}
+    verdicts = verify_all(tasks, by_id, {s.id: (s.prompt_id, s.text) for s in samples})
     judgments: list[Judgment] = []
     if judge is not None:
         judgments = judge.judge([JudgeItem(s.id, by_id[s.prompt_id], s.text) for s in samples])

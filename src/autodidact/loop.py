@@ -27,6 +27,7 @@ import random
 import re
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ from autodidact.config import RunConfig, load_config, to_yaml, validate_config
 from autodidact.engines import SamplingParams, TransformersEngine
 from autodidact.errors import AutodidactError
 from autodidact.evaluation import evaluate_heldout, heldout_judge
+from autodidact.generate import answer
 from autodidact.judges import JudgeItem, build_judge
 from autodidact.judges.contrastive import critique_and_revise_batch, revision_requests
 from autodidact.judges.external import judge_engine
@@ -44,7 +46,7 @@ from autodidact.records import STAGES, Alert, Prompt, Sample
 from autodidact.selection import drop_near_duplicates, revision_examples, select, select_pairs
 from autodidact.stopping import best_iteration, stop_reason
 from autodidact.store import RunStore
-from autodidact.tasks import get_task
+from autodidact.tasks import build_tasks
 from autodidact.training import load_policy, save_checkpoint, train_dpo, train_sft
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,6 @@ class SelfImprovementLoop:
         self.config = config
         self.run_dir = run_dir
         self.store = store
-        self.tasks = {name: get_task(name) for name in config.tasks.names}
         if policy is None:
             last = store.last_checkpoint()
             policy = load_policy(config, last[1] if last else None)
@@ -109,6 +110,8 @@ class SelfImprovementLoop:
         self.engine = TransformersEngine(
             self.policy, self.tokenizer, batch_size=config.generation.batch_size, score_batch_size=config.judge.batch_size
         )
+        self._embedder_loaded, self._embedder = False, None
+        self.tasks = build_tasks(config.tasks, self.engine, self._source_embedder())
         # The judge runs on the policy's engine unless judge.model names a separate model or server.
         self.judge_engine = TokenCounter(judge_engine(config, self.engine))
         self.judge = build_judge(config.judge, self.judge_engine, self.tasks)
@@ -116,7 +119,6 @@ class SelfImprovementLoop:
         self.heldout_judge = heldout_judge(self.judge, config.judge, self.judge_engine)
         if config.evaluation.judge_heldout and self.heldout_judge is not self.judge:
             log.info("held-out answers are scored by the direct judge (%s compares samples)", self.judge.name)
-        self._embedder_loaded, self._embedder = False, None
         self.monitors = build_monitors(config, self.embedder) if config.monitors.enabled else []
         self.reference_judge = self._reference_judge()
 
@@ -133,6 +135,15 @@ class SelfImprovementLoop:
             self._embedder = load_embedder(spec) if needed else None
             self._embedder_loaded = True
         return self._embedder
+
+    def _source_embedder(self):
+        """The embedder for task sources that need one (self-written prompts, documents), else None."""
+        if not any(s.type in ("self_instruct", "documents") for s in self.config.tasks.sources):
+            return None
+        from autodidact.embeddings import load_embedder
+
+        spec = self.config.monitors.diversity.embedder
+        return load_embedder("default" if spec == "none" else spec)
 
     def _reference_judge(self):
         """A direct judge on a fixed model (`monitors.reward_hacking.reference_judge`), or None."""
@@ -201,31 +212,66 @@ class SelfImprovementLoop:
 
     # --- stages ------------------------------------------------------------------
 
-    def _iteration_prompts(self, it: int) -> list[Prompt]:
-        """Each iteration trains on a fresh draw from each task's training pool."""
+    def _iteration_prompts(self, it: int, written: Sequence[Prompt] = ()) -> list[Prompt]:
+        """Each iteration trains on a fresh draw from each task's training pool (this iteration's written prompts included).
+
+        A task contributes `prompts_per_iteration` x its weight prompts.
+        """
         rng = random.Random(self.config.seed * 1_000_003 + it)
         by_task: dict[str, list[Prompt]] = defaultdict(list)
-        for p in self.store.prompts(split="train"):
+        for p in [*self.store.prompts(split="train"), *written]:
             by_task[p.task].append(p)
-        k = self.config.tasks.prompts_per_iteration
-        return [p for name in self.config.tasks.names for p in rng.sample(by_task[name], min(k, len(by_task[name])))]
+        t = self.config.tasks
+        drawn = []
+        for name in t.all_names():
+            k = max(1, round(t.prompts_per_iteration * t.weight(name)))
+            drawn += rng.sample(by_task[name], min(k, len(by_task[name])))
+        return drawn
+
+    def _grow(self, it: int) -> tuple[list[Prompt], dict[str, int]]:
+        """New training prompts from tasks that write their own (self-instruct), and their filter counts."""
+        written: list[Prompt] = []
+        info: dict[str, int] = {}
+        avoid = self.store.prompts(split="heldout")
+        for name, task in self.tasks.items():
+            if not hasattr(task, "grow"):
+                continue
+            new = task.grow(self.engine, self.store.prompts(split="train", task=name), avoid, it, self.config.seed)
+            written += new
+            info |= {f"{name}/{key}": value for key, value in getattr(task, "last_stats", {}).items()}
+            info[f"{name}/written"] = len(new)
+        return written, info
 
     def _generate(self, it: int, start: float) -> None:
         g = self.config.generation
-        prompts = self._iteration_prompts(it)
+        written, grow_info = self._grow(it)  # stored with the samples, so a killed stage writes them again
+        prompts = self._iteration_prompts(it, written)
         params = SamplingParams(
             g.samples_per_prompt, g.temperature_at(it), g.top_p, g.max_new_tokens, seed=self.config.seed * 1000 + it
         )
-        outputs = self.engine.generate([self.engine.render(p.messages) for p in prompts], params, desc=f"generating (iter {it})")
+        outputs = answer(self.engine, self.tasks, prompts, params, desc=f"generating (iter {it})")
         samples = [
             Sample(f"it{it}-{p.id}-{k}", p.id, it, k, c.text, c.num_tokens)
             for p, completions in zip(prompts, outputs)
             for k, c in enumerate(completions)
         ]
+        samples += self._deployed_samples(it, prompts)
         info = {"prompts": len(prompts), "samples": len(samples), "tokens": sum(s.num_tokens for s in samples)}
         with self.store.transaction():
+            self.store.add_prompts(written)
             self.store.add_samples(samples)
-            self.store.finish_stage(it, "generate", time.perf_counter() - start, info)
+            self.store.finish_stage(it, "generate", time.perf_counter() - start, info | grow_info)
+
+    def _deployed_samples(self, it: int, prompts: list[Prompt]) -> list[Sample]:
+        """The reply already given in deployment (logged conversations), as one more candidate per prompt."""
+        index = self.config.generation.samples_per_prompt  # after the generated samples' indices
+        samples = []
+        for p in prompts:
+            text = p.meta.get("deployed_response")
+            if text:
+                num_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+                samples.append(Sample(f"it{it}-{p.id}-deployed", p.id, it, index, text, num_tokens))
+        return samples
 
     def _train_samples(self, it: int) -> tuple[dict[str, Prompt], list[Sample]]:
         prompts = {p.id: p for p in self.store.prompts(split="train")}
@@ -265,7 +311,7 @@ class SelfImprovementLoop:
         requests = revision_requests(self.judge.last_outcomes)
         params = SamplingParams(n=1, temperature=0.0, max_new_tokens=self.config.generation.max_new_tokens)
         texts = critique_and_revise_batch(self.engine, requests, params)
-        first_index = self.config.generation.samples_per_prompt  # after the generated samples' indices
+        first_index = self.config.generation.samples_per_prompt + 1  # after the generated and deployed samples
         per_prompt: Counter[str] = Counter()
         samples = []
         for request, text in zip(requests, texts):

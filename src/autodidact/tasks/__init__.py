@@ -1,16 +1,25 @@
 """Tasks: where prompts come from and how answers are checked.
 
-`TASKS` is a plain registry; a new task is added here by name, on purpose,
-rather than discovered, so the set of valid `tasks` config values is visible
-in one place.
+`TASKS` is a plain registry of the built-in tasks; a new one is added here by
+name, on purpose, rather than discovered, so the set of valid `tasks.names`
+is visible in one place. `tasks.sources` adds tasks built from the user's
+data: files, logs of deployed conversations, self-written prompts and
+documents (`build_tasks`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from autodidact.errors import unknown_name
 from autodidact.tasks.arithmetic import ArithmeticTask
 from autodidact.tasks.base import Task
 from autodidact.tasks.instructions import InstructionsTask
+
+if TYPE_CHECKING:
+    from autodidact.config import TasksConfig
+    from autodidact.embeddings import Embedder
+    from autodidact.engines import Engine
 
 TASKS: dict[str, type] = {
     ArithmeticTask.name: ArithmeticTask,
@@ -25,4 +34,31 @@ def get_task(name: str) -> Task:
     return TASKS[name]()
 
 
-__all__ = ["TASKS", "ArithmeticTask", "InstructionsTask", "Task", "get_task"]
+def build_tasks(config: TasksConfig, engine: Engine | None = None, embedder: Embedder | None = None) -> dict[str, Task]:
+    """Every task of a run, by name: the built-in ones, then the configured sources.
+
+    Self-written prompts and documents need the model (`engine`) and the
+    sentence embedder; files and logs need neither.
+    """
+    tasks: dict[str, Task] = {name: get_task(name) for name in config.names}
+    for source in config.sources:
+        if source.type == "file":
+            from autodidact.tasks.files import FileTask
+
+            tasks[source.name] = FileTask(source)
+        elif source.type == "logs":
+            from autodidact.tasks.logs import LogsTask
+
+            tasks[source.name] = LogsTask(source)
+        elif source.type == "self_instruct":
+            from autodidact.tasks.self_instruct import SelfInstructTask
+
+            tasks[source.name] = SelfInstructTask(source, embedder)
+        elif source.type == "documents":
+            from autodidact.tasks.documents import DocumentsTask
+
+            tasks[source.name] = DocumentsTask(source, engine, embedder)
+    return tasks
+
+
+__all__ = ["TASKS", "ArithmeticTask", "InstructionsTask", "Task", "build_tasks", "get_task"]
