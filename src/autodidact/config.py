@@ -425,10 +425,11 @@ class SelectionConfig(Section):
 
 
 class TrainingConfig(Section):
-    method: Literal["sft", "dpo"] = Field(
+    method: Literal["sft", "dpo", "grpo"] = Field(
         "sft",
         description="'sft': supervised fine-tuning on the selected samples; 'dpo': direct preference "
-        "optimization on best-vs-worst pairs, against the previous iteration's model as reference.",
+        "optimization on best-vs-worst pairs, against the previous iteration's model as reference; 'grpo': "
+        "online RL (TRL GRPOTrainer) over the iteration's prompts, the judge's score as the reward.",
     )
     finetune: Literal["lora", "full"] = Field("lora", description="LoRA adapters (PEFT) or full fine-tuning.")
     lora_r: int = Field(16, ge=1, description="LoRA rank.")

@@ -47,7 +47,7 @@ from autodidact.selection import drop_near_duplicates, revision_examples, select
 from autodidact.stopping import best_iteration, stop_reason
 from autodidact.store import RunStore
 from autodidact.tasks import build_tasks
-from autodidact.training import load_policy, save_checkpoint, train_dpo, train_sft
+from autodidact.training import load_policy, save_checkpoint, train_dpo, train_grpo, train_sft
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,35 @@ _REVISION_ID = re.compile(r"-rev\d+$")  # generated samples end in "-{k}", revis
 def is_revision(sample: Sample) -> bool:
     """Whether a sample is a critique-and-revise rewrite rather than a generated sample."""
     return _REVISION_ID.search(sample.id) is not None
+
+
+class RolloutRecorder:
+    """GRPO's reward function: the judge scores each group of completions, and every one is recorded.
+
+    Called by the trainer with a prompt group's completions; they become the
+    iteration's samples (`it{N}-{prompt}-g{k}`) and judgments, stored by the
+    train stage, so monitors and reports see what online training saw.
+    """
+
+    def __init__(self, iteration: int, judge, tokenizer) -> None:
+        self.iteration, self.judge, self.tokenizer = iteration, judge, tokenizer
+        self.samples: list[Sample] = []
+        self.judgments: list = []
+        self._count: Counter[str] = Counter()
+
+    def __call__(self, prompts: Sequence[Prompt], texts: Sequence[str]) -> list[float | None]:
+        items, batch = [], []
+        for prompt, text in zip(prompts, texts, strict=True):
+            k = self._count[prompt.id]
+            self._count[prompt.id] += 1
+            num_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            sample = Sample(f"it{self.iteration}-{prompt.id}-g{k}", prompt.id, self.iteration, k, text, num_tokens)
+            batch.append(sample)
+            items.append(JudgeItem(sample.id, prompt, text))
+        judgments = self.judge.judge(items)
+        self.samples += batch
+        self.judgments += judgments
+        return [j.score for j in judgments]
 
 
 class TokenCounter:
@@ -110,6 +139,7 @@ class SelfImprovementLoop:
         self.engine = TransformersEngine(
             self.policy, self.tokenizer, batch_size=config.generation.batch_size, score_batch_size=config.judge.batch_size
         )
+        self.online = config.training.method == "grpo"  # generation and judging happen inside training
         self._embedder_loaded, self._embedder = False, None
         self.tasks = build_tasks(config.tasks, self.engine, self._source_embedder())
         # The judge runs on the policy's engine unless judge.model names a separate model or server.
@@ -246,6 +276,12 @@ class SelfImprovementLoop:
         g = self.config.generation
         written, grow_info = self._grow(it)  # stored with the samples, so a killed stage writes them again
         prompts = self._iteration_prompts(it, written)
+        if self.online:  # GRPO samples inside training; the draw is kept for the train stage
+            info = {"prompts": len(prompts), "prompt_ids": [p.id for p in prompts], "online": True}
+            with self.store.transaction():
+                self.store.add_prompts(written)
+                self.store.finish_stage(it, "generate", time.perf_counter() - start, info | grow_info)
+            return
         params = SamplingParams(
             g.samples_per_prompt, g.temperature_at(it), g.top_p, g.max_new_tokens, seed=self.config.seed * 1000 + it
         )
@@ -278,6 +314,10 @@ class SelfImprovementLoop:
         return prompts, [s for s in self.store.samples(it) if s.prompt_id in prompts]
 
     def _judge(self, it: int, start: float) -> None:
+        if self.online:  # GRPO judges inside training (the reward); its judgments are stored by the train stage
+            with self.store.transaction():
+                self.store.finish_stage(it, "judge", time.perf_counter() - start, {"online": True})
+            return
         prompts, samples = self._train_samples(it)
         tokens_before = self.judge_engine.tokens
         judgments = self.judge.judge([JudgeItem(s.id, prompts[s.prompt_id], s.text) for s in samples])
@@ -324,6 +364,10 @@ class SelfImprovementLoop:
         return samples, len(requests)
 
     def _select(self, it: int, start: float) -> None:
+        if self.online:
+            with self.store.transaction():
+                self.store.finish_stage(it, "select", time.perf_counter() - start, {"online": True})
+            return
         prompts, samples = self._train_samples(it)
         revisions = [s for s in samples if is_revision(s)]  # stored by the judge stage with selection.revise
         samples = [s for s in samples if not is_revision(s)]
@@ -350,12 +394,19 @@ class SelfImprovementLoop:
 
     def _train(self, it: int, start: float) -> None:
         t, seed = self.config.training, self.config.seed + it
+        rollouts = RolloutRecorder(it, self.judge, self.tokenizer)
         if t.method == "dpo":
             result = train_dpo(self.policy, self.tokenizer, self.store.pairs(it), t, seed=seed)
+        elif t.method == "grpo":
+            ids = set((self.store.stage_info(it, "generate") or {}).get("prompt_ids", []))
+            prompts = [p for p in self.store.prompts(split="train") if p.id in ids]
+            result = train_grpo(self.policy, self.tokenizer, prompts, rollouts, t, self.config.generation, seed=seed)
         else:
             result = train_sft(self.policy, self.tokenizer, self.store.selection(it), t, seed=seed)
         path = save_checkpoint(self.policy, self.tokenizer, self.run_dir / "checkpoints" / f"iter-{it}")
         with self.store.transaction():
+            self.store.add_samples(rollouts.samples)  # GRPO's completions and their rewards; none otherwise
+            self.store.add_judgments(rollouts.judgments)
             self.store.add_checkpoint(it, str(path))
             self.store.finish_stage(it, "train", time.perf_counter() - start, asdict(result))
 

@@ -100,7 +100,7 @@ def _read_jsonl(path: str) -> Iterator[tuple[int, Any]]:
             yield number, text
             continue
         try:
-            yield number, json.loads(text)
+            yield number, json.loads(text.rstrip("\r\n"))  # without the newline, errors point into the line
         except json.JSONDecodeError as exc:
             yield number, BadRow(f"not valid JSON ({exc.msg} at column {exc.colno})")
     if not found:
@@ -203,7 +203,7 @@ def _read_hub(name: str, split: str) -> Iterator[tuple[int, Any]]:
             f"{name}: no such file or directory, and loading it as a hub dataset failed ({reason}); "
             "hub datasets need network access."
         ) from None
-    return _iter_dataset(loaded, name)  # type: ignore[arg-type]
+    return _iter_dataset(loaded, name)
 
 
 class RowErrors:
@@ -231,19 +231,20 @@ class RowErrors:
 
     def summary(self, headline: str) -> str:
         """One line: the source, the file, `headline`, and the first few bad rows."""
-        shown = "; ".join(f"{_unit(self.path)} {pos}: {reason}" for pos, reason in self.skipped[:_SHOWN_ERRORS])
+        shown = "; ".join(f"{position_name(self.path)} {pos}: {reason}" for pos, reason in self.skipped[:_SHOWN_ERRORS])
         more = f"; and {len(self.skipped) - _SHOWN_ERRORS} more" if len(self.skipped) > _SHOWN_ERRORS else ""
         who = f"source '{self.source}': " if self.source else ""
         return f"{who}{self.path}: {headline} ({shown}{more})" if shown else f"{who}{self.path}: {headline}"
 
 
-def _unit(path: str) -> str:
+def position_name(path: str) -> str:
+    """What a position counts in `path`: 'line' for .jsonl and .csv, 'row' otherwise."""
     return "line" if os.path.splitext(path)[1].lower() in (".jsonl", ".csv") else "row"
 
 
 def location(path: str, position: int) -> str:
     """Where a row is, as a person would look for it: 'data.jsonl line 3', 'my_dataset row 3'."""
-    return f"{path} {_unit(path)} {position}"
+    return f"{path} {position_name(path)} {position}"
 
 
 def chat_messages(value: Any) -> list[Message]:
@@ -266,13 +267,45 @@ def chat_messages(value: Any) -> list[Message]:
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             role = message.get("role") if isinstance(message, dict) else None
             raise ValueError(f"message {i} needs a role of {', '.join(ROLES)}; got {role!r}")
-        content = message.get("content")
-        if not isinstance(content, str):
-            raise ValueError(f"message {i} content must be text; got {_kind(content)}")
+        content = message_text(message.get("content"))
+        if content is None:
+            raise ValueError(f"message {i} content must be text; got {_kind(message.get('content'))}")
         messages.append({"role": message["role"], "content": content})
     if messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
         raise ValueError("the last message must be a non-empty user message")
     return messages
+
+
+def message_text(content: Any) -> str | None:
+    """Message text; OpenAI-style content parts [{"type": "text", "text": ...}] are joined. None if not text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content:
+        if all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content):
+            return "".join(p["text"] for p in content)
+    return None
+
+
+def read_good_rows(path: str, split: str, errors: RowErrors) -> list[tuple[int, Any]]:
+    """Every readable row of `path` with its position; unreadable ones go to `errors`."""
+    rows = []
+    for position, row in read_rows(path, split):
+        if isinstance(row, BadRow):
+            errors.add(position, row.reason)
+        else:
+            rows.append((position, row))
+    return rows
+
+
+def row_id(value: Any, field: str) -> str:
+    """A row id from the text or integer in column `field`.
+
+    Raises:
+        ValueError: missing, empty, or another type.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise ValueError(f"'{field}' must be non-empty text or an integer; got {value!r}")
+    return str(value).strip()
 
 
 def _kind(value: Any) -> str:
