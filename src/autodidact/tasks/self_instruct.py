@@ -37,7 +37,10 @@ MIN_WORDS, MAX_WORDS = 3, 200
 WRITE_INSTRUCTION = "Write one new task of the same kind, different from these. Reply with the task only."
 
 # Outcomes of one `grow` call, in filter order; they sum to the requests made.
-OUTCOMES = ("failed", "empty", "too_short", "too_long", "duplicate", "near_heldout", "near_pool", "near_batch", "over_cap", "kept")
+OUTCOMES = (
+    "failed", "empty", "too_short", "too_long", "duplicate",
+    "near_heldout", "near_pool", "near_batch", "over_cap", "kept",
+)
 
 # What a model puts around a task: "4.", "- ", "Task:", "New task:", quotes.
 _PREFIX = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022]|#+|(?:new\s+|example\s+)?task\s*\d*\s*:)\s*", re.IGNORECASE)
@@ -84,7 +87,7 @@ class SelfInstructTask:
         if embedder is None:
             raise AutodidactError(
                 f"self_instruct source '{config.name}' needs a sentence embedder to remove near-duplicates; "
-                "set monitors.diversity.embedder to 'default' or a model directory, not 'none'."
+                "pass one, e.g. autodidact.embeddings.load_embedder('default')."
             )
         self.config = config
         self.name = config.name
@@ -116,7 +119,9 @@ class SelfInstructTask:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError as exc:
-            raise AutodidactError(f"{where} does not exist; fix the path (relative paths start at the working directory).") from exc
+            raise AutodidactError(
+                f"{where} does not exist; fix the path (relative paths start at the working directory)."
+            ) from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise AutodidactError(f"{where} could not be read as UTF-8 text: {exc}") from exc
         lines = [line.strip() for line in lines if line.strip()]
@@ -199,7 +204,8 @@ class SelfInstructTask:
         rng = random.Random(mix)
         pool_texts = [p.text for p in pool]
         shown = min(cfg.examples_per_request, len(pool_texts))
-        requests = [self._request(engine, rng.sample(pool_texts, shown)) for _ in range(math.ceil(cfg.per_iteration * OVERGENERATE))]
+        n_requests = math.ceil(cfg.per_iteration * OVERGENERATE)
+        requests = [self._request(engine, rng.sample(pool_texts, shown)) for _ in range(n_requests)]
         stats["requests"] = len(requests)
         replies = self._write(engine, requests, SamplingParams(
             n=1, temperature=WRITE_TEMPERATURE, top_p=WRITE_TOP_P, max_new_tokens=WRITE_MAX_NEW_TOKENS, seed=mix
