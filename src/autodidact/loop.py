@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -190,6 +191,10 @@ class SelfImprovementLoop:
         return DirectScoreJudge(engine, mode=j.mode, batch_size=j.batch_size, min_mass=j.min_score_mass)
 
     # --- orchestration ---------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Build every task's prompts and store them (once per run)."""
+        self._ensure_prompts()
 
     def run(self) -> RunResult:
         self._ensure_prompts()
@@ -578,12 +583,24 @@ def run(config: RunConfig | dict | str | Path) -> RunResult:
             "or choose another name (--set name=...)."
         )
     policy = load_policy(config, None)  # before writing anything: a bad model must leave no trace
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / (CONFIG_FILE + ".tmp")
     tmp.write_text(to_yaml(config), encoding="utf-8")
     tmp.rename(run_dir / CONFIG_FILE)
     with RunStore(run_dir / STORE_FILE) as store:
-        return SelfImprovementLoop(config, run_dir, store, policy).run()
+        try:  # building the tasks reads the user's files: a bad one must leave no run behind either
+            loop = SelfImprovementLoop(config, run_dir, store, policy)
+            loop.prepare()
+        except AutodidactError:
+            store.close()
+            if created:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            else:
+                for name in (CONFIG_FILE, STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm"):
+                    (run_dir / name).unlink(missing_ok=True)
+            raise
+        return loop.run()
 
 
 def resume(run_dir: str | Path) -> RunResult:
