@@ -7,7 +7,6 @@ import torch
 
 from autodidact.engines.decoding import DecodeOptions, NucleusSampler, decode, plan_batches, sequence_seed
 from autodidact.models import load_model
-
 from conftest import FAMILIES
 
 

@@ -161,3 +161,28 @@ def test_revise_needs_the_contrastive_judge_and_sft(tmp_path, overrides, message
         autodidact.run({"name": "x", "output_dir": str(tmp_path), "selection": {"revise": True}, **overrides})
     assert str(err.value) == message
     assert not (tmp_path / "x").exists()
+
+
+def test_grpo_run_trains_online_and_stores_its_rollouts_as_samples_and_judgments(tiny_llama, tmp_path):
+    config = tiny_config(tiny_llama, tmp_path, name="grpo", max_iterations=1)
+    config["training"] = {"method": "grpo", "lora_r": 2, "lora_alpha": 4, "batch_size": 4, "learning_rate": 1e-3}
+    config["monitors"] = {"diversity": {"prompts": 0}}
+    result = autodidact.run(config)
+
+    assert result.stop_reason == "reached max_iterations=1"
+    with RunStore(tmp_path / "grpo" / STORE_FILE) as store:
+        generate = store.stage_info(1, "generate")
+        assert generate["online"] is True and len(generate["prompt_ids"]) == 6  # 2 tasks x 3 prompts drawn
+        assert store.stage_info(1, "judge") == {"online": True} and store.stage_info(1, "select") == {"online": True}
+        train = store.stage_info(1, "train")
+        rollouts = [s for s in store.samples(1) if "-g" in s.id]
+        # One pass: every drawn prompt sampled samples_per_prompt (2) times, each completion judged once.
+        assert train["completions"] == len(rollouts) == 6 * 2
+        assert {s.prompt_id for s in rollouts} == set(generate["prompt_ids"])
+        judged = {j.sample_id: j for j in store.judgments(1)}
+        assert all(s.id in judged for s in rollouts)
+        scores = [judged[s.id].score for s in rollouts if judged[s.id].score is not None]
+        assert train["mean_reward"] == pytest.approx(sum(scores) / len(scores))
+        assert store.checkpoint(1) is not None
+    # The monitors read the rollouts like any iteration's judged samples.
+    assert result.iterations[1]["train_judge_score"] == pytest.approx(train["mean_reward"])

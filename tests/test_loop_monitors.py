@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from tests.test_loop import tiny_config
+
 import autodidact
 from autodidact.loop import STORE_FILE
 from autodidact.records import Rating
 from autodidact.review import update_agreement
 from autodidact.store import RunStore
-from tests.test_loop import tiny_config
 
 
 def _with(config: dict, **sections) -> dict:

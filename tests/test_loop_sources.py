@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.test_loop import tiny_config
 
 import autodidact
 from autodidact.engines import Completion
@@ -12,7 +13,6 @@ from autodidact.errors import AutodidactError
 from autodidact.loop import STORE_FILE
 from autodidact.store import RunStore
 from autodidact.tasks.self_instruct import SelfInstructTask
-from tests.test_loop import tiny_config
 
 DATA = Path(__file__).parent / "data" / "sources"
 

@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 
 from autodidact.config import RunConfig, load_config, to_yaml, validate_config
-from autodidact.engines import SamplingParams, TransformersEngine
+from autodidact.engines import SamplingParams, TokenCounter, TransformersEngine
 from autodidact.errors import AutodidactError
 from autodidact.evaluation import evaluate_heldout, heldout_judge
 from autodidact.generate import answer
@@ -43,12 +43,14 @@ from autodidact.judges.contrastive import critique_and_revise_batch, revision_re
 from autodidact.judges.external import judge_engine
 from autodidact.judges.health import failure_error, judge_stats
 from autodidact.monitors import Evidence, build_monitors, check
+from autodidact.monitors.probes import diversity_probe, reference_score
 from autodidact.records import STAGES, Alert, Prompt, Sample
+from autodidact.review.gate import agreement_stop, pause_message
 from autodidact.selection import drop_near_duplicates, revision_examples, select, select_pairs
 from autodidact.stopping import best_iteration, stop_reason
 from autodidact.store import RunStore
 from autodidact.tasks import build_tasks
-from autodidact.training import load_policy, save_checkpoint, train_dpo, train_grpo, train_sft
+from autodidact.training import RolloutRecorder, load_policy, save_checkpoint, train_dpo, train_grpo, train_sft
 
 log = logging.getLogger(__name__)
 
@@ -59,56 +61,6 @@ _REVISION_ID = re.compile(r"-rev\d+$")  # generated samples end in "-{k}", revis
 def is_revision(sample: Sample) -> bool:
     """Whether a sample is a critique-and-revise rewrite rather than a generated sample."""
     return _REVISION_ID.search(sample.id) is not None
-
-
-class RolloutRecorder:
-    """GRPO's reward function: the judge scores each group of completions, and every one is recorded.
-
-    Called by the trainer with a prompt group's completions; they become the
-    iteration's samples (`it{N}-{prompt}-g{k}`) and judgments, stored by the
-    train stage, so monitors and reports see what online training saw.
-    """
-
-    def __init__(self, iteration: int, judge, tokenizer) -> None:
-        self.iteration, self.judge, self.tokenizer = iteration, judge, tokenizer
-        self.samples: list[Sample] = []
-        self.judgments: list = []
-        self._count: Counter[str] = Counter()
-
-    def __call__(self, prompts: Sequence[Prompt], texts: Sequence[str]) -> list[float | None]:
-        items, batch = [], []
-        for prompt, text in zip(prompts, texts, strict=True):
-            k = self._count[prompt.id]
-            self._count[prompt.id] += 1
-            num_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-            sample = Sample(f"it{self.iteration}-{prompt.id}-g{k}", prompt.id, self.iteration, k, text, num_tokens)
-            batch.append(sample)
-            items.append(JudgeItem(sample.id, prompt, text))
-        judgments = self.judge.judge(items)
-        self.samples += batch
-        self.judgments += judgments
-        return [j.score for j in judgments]
-
-
-class TokenCounter:
-    """Passes every call to an engine and counts the tokens its `generate` calls produce.
-
-    Wraps the judge's engine so that the judge stage reports the tokens the
-    judge wrote (rubric reasoning, contrastive explanations): the cost that
-    differs most between judging methods.
-    """
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.tokens = 0
-
-    def __getattr__(self, name: str):
-        return getattr(self.engine, name)
-
-    def generate(self, prompts, params, desc: str = "generating"):
-        outputs = self.engine.generate(prompts, params, desc=desc)
-        self.tokens += sum(c.num_tokens for completions in outputs for c in completions)
-        return outputs
 
 
 @dataclass
@@ -202,11 +154,15 @@ class SelfImprovementLoop:
         while True:
             for stage in STAGES if it > 0 else ("evaluate", "monitor"):  # iteration 0: the base model
                 self._stage(it, stage)
-            reason = self._monitor_stop(it) or self._agreement_stop() or stop_reason(self._history(), **self._stop_args())
+            reason = (
+                self._monitor_stop(it)
+                or agreement_stop(self.store, self.config.review)
+                or stop_reason(self._history(), **self._stop_args())
+            )
             if reason:
                 return self._finish(reason)
             if self.config.review.pause and self.store.review_items(pending=True):
-                return collect_result(self.run_dir, self.store, paused=self._pause_message())
+                return collect_result(self.run_dir, self.store, paused=pause_message(self.store, self.run_dir))
             it += 1
 
     def _stop_args(self) -> dict:
@@ -405,7 +361,8 @@ class SelfImprovementLoop:
         elif t.method == "grpo":
             ids = set((self.store.stage_info(it, "generate") or {}).get("prompt_ids", []))
             prompts = [p for p in self.store.prompts(split="train") if p.id in ids]
-            result = train_grpo(self.policy, self.tokenizer, prompts, rollouts, t, self.config.generation, seed=seed)
+            g = self.config.generation
+            result = train_grpo(self.policy, self.tokenizer, prompts, rollouts, t, g, seed, temperature=g.temperature_at(it))
         else:
             result = train_sft(self.policy, self.tokenizer, self.store.selection(it), t, seed=seed)
         path = save_checkpoint(self.policy, self.tokenizer, self.run_dir / "checkpoints" / f"iter-{it}")
@@ -419,7 +376,8 @@ class SelfImprovementLoop:
         evidence = self._evidence(it)
         metrics: dict[str, float | None] = {}
         if self.reference_judge is not None:
-            metrics["reference_judge_score"] = self._reference_score(it)
+            heldout = self.store.prompts(split="heldout")
+            metrics["reference_judge_score"] = reference_score(self.reference_judge, heldout, self.store.samples(it))
             evidence.history[-1] |= metrics
         measured, alerts = check(self.monitors, evidence)
         metrics |= measured
@@ -441,34 +399,14 @@ class SelfImprovementLoop:
         if it > 0:
             _, samples = self._train_samples(it)
             evidence.train_samples = [s for s in samples if not is_revision(s)]
-            evidence.train_judgments = self.store.judgments(it, self.judge.name)
+            train_ids = {s.id for s in evidence.train_samples}  # not the held-out answers the same judge scored
+            evidence.train_judgments = [j for j in self.store.judgments(it, self.judge.name) if j.sample_id in train_ids]
         if self.monitors and self.config.monitors.diversity.prompts:
-            evidence.probe_groups = self._diversity_probe(it)
+            evidence.probe_groups = diversity_probe(
+                self.engine, self.store.prompts(split="heldout"), self.config.monitors.diversity,
+                self.config.generation, self.config.seed, desc=f"diversity probe (iter {it})",
+            )
         return evidence
-
-    def _diversity_probe(self, it: int) -> list[list[str]]:
-        """Samples of the current model on a fixed set of held-out prompts, for the mode-collapse monitor.
-
-        The same prompts, temperature and seed every iteration, so a change in
-        diversity comes from the model. Prompts alternate between tasks.
-        """
-        d, g = self.config.monitors.diversity, self.config.generation
-        by_task: dict[str, list[Prompt]] = defaultdict(list)
-        for p in self.store.prompts(split="heldout"):
-            by_task[p.task].append(p)
-        interleaved = [p for group in zip(*by_task.values()) for p in group] if by_task else []
-        prompts = interleaved[: d.prompts]
-        params = SamplingParams(d.samples, g.temperature, g.top_p, g.max_new_tokens, seed=self.config.seed + 7919)
-        outputs = self.engine.generate([self.engine.render(p.messages) for p in prompts], params,
-                                       desc=f"diversity probe (iter {it})")
-        return [[c.text for c in completions] for completions in outputs]
-
-    def _reference_score(self, it: int) -> float | None:
-        heldout = {p.id: p for p in self.store.prompts(split="heldout")}
-        answers = [s for s in self.store.samples(it) if s.prompt_id in heldout and s.index == 0]
-        judgments = self.reference_judge.judge([JudgeItem(s.id, heldout[s.prompt_id], s.text) for s in answers])
-        scores = [j.score for j in judgments if j.score is not None]
-        return sum(scores) / len(scores) if scores else None
 
     def _checkpoint_items(self, it: int):
         r = self.config.review
@@ -484,35 +422,6 @@ class SelfImprovementLoop:
         if not stopping:
             return None
         return "; ".join(f"monitor {a.monitor} raised an alert (its stop is set): {a.message}" for a in stopping)
-
-    def _agreement_stop(self) -> str | None:
-        """Update human-judge agreement from the ratings so far; a stop reason when it is below the floor."""
-        r = self.config.review
-        checkpoints = sorted({item.iteration for item in self.store.review_items()})
-        if not checkpoints:
-            return None
-        from autodidact.review import update_agreement
-
-        agreement = {c: update_agreement(self.store, c, r.min_ratings).get("human_agreement") for c in checkpoints}
-        measured = [(c, a) for c, a in agreement.items() if a is not None]
-        if r.min_agreement is None or not measured or measured[-1][1] >= r.min_agreement:
-            return None
-        c, value = measured[-1]
-        message = (
-            f"human-judge agreement at the iteration-{c} checkpoint is {value:.2f}, below review.min_agreement "
-            f"{r.min_agreement:g}: the self-judge no longer tracks human judgment."
-        )
-        if not any(a.monitor == "reliability" for a in self.store.alerts(c)):
-            with self.store.transaction():
-                self.store.add_alerts([Alert(c, "reliability", message, stop=True)])
-        return message
-
-    def _pause_message(self) -> str:
-        pending = len(self.store.review_items(pending=True))
-        return (
-            f"{pending} item(s) of a human validation checkpoint wait for ratings (review.pause is set). "
-            f"Rate them with `autodidact review {self.run_dir}`, then continue with `autodidact resume {self.run_dir}`."
-        )
 
     def _evaluate(self, it: int, start: float) -> None:
         judge = self.heldout_judge if self.config.evaluation.judge_heldout else None

@@ -9,7 +9,6 @@ from rich.table import Table
 from autodidact.records import STAGES
 
 
-
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 

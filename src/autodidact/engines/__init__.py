@@ -83,6 +83,7 @@ class Engine(Protocol):
         ...
 
 
+from autodidact.engines.counting import TokenCounter  # noqa: E402
 from autodidact.engines.transformers_engine import TransformersEngine  # noqa: E402
 
 
@@ -102,6 +103,7 @@ __all__ = [
     "FailedRow",
     "OpenAIEngine",
     "SamplingParams",
+    "TokenCounter",
     "TransformersEngine",
     "request_error",
 ]

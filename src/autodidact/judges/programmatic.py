@@ -33,8 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from autodidact.errors import AutodidactError
-from autodidact.judges import JudgeItem
-from autodidact.judges import program_builtins
+from autodidact.judges import JudgeItem, program_builtins
 from autodidact.judges.program_builtins import BUILTINS, load_program
 from autodidact.progress import progress_bar
 from autodidact.records import Judgment

@@ -1,30 +1,28 @@
 """Online RL with TRL's `GRPOTrainer`: the configured judge or verifier is the reward.
 
 One call is one outer iteration: one pass (times `training.epochs`) over the
-prompt pool. For each prompt the live policy samples
-`generation.samples_per_prompt` completions, `reward` scores them, and each
-completion is made more or less likely by how its reward compares with the
-mean of its own group (GRPO's group-relative advantage). Like SFT and DPO the
-trainer updates the live model in place, and the LoRA adapter the loop made
-is trained as it is: no second adapter.
+prompt pool. The live policy samples a group of completions per prompt,
+`reward` scores them, and each completion is made more or less likely by how
+its reward compares with its group's mean. The LoRA adapter the loop made is
+trained in place, as in SFT and DPO: no second adapter.
 
-Choices, and where they depart from a textbook GRPO:
+Choices, and where they depart from textbook GRPO:
 
-- KL coefficient 0 (TRL's default `beta`): no KL penalty and no reference
-  model, so no adapter clone or model copy is held. The loop's held-out
-  evaluation and monitors, not a KL term, watch for drift.
+- KL coefficient 0 (TRL's default `beta`): no KL term and no reference model,
+  so no adapter clone or model copy is held; held-out evaluation and the
+  monitors watch for drift instead.
 - A failed judgment (`None`) goes to TRL as `None`, never as 0. TRL 1.x turns
-  it into NaN, leaves it out of its group's mean and std, and sets its
-  advantage to 0: a failed judgment neither rewards nor punishes a completion.
+  it into NaN, leaves it out of its group's mean and std, and gives it
+  advantage 0: it neither rewards nor punishes the completion.
 - `training.batch_size` counts completions per forward/backward pass, as it
   counts sequences in SFT; times `gradient_accumulation_steps` it must be a
   multiple of `samples_per_prompt`, so every optimizer step holds whole groups.
 - `training.max_length` does not apply: a sequence is its prompt plus at most
   `generation.max_new_tokens` generated tokens.
-- Tools: TRL runs multi-turn tool calls itself when the tokenizer's chat
-  template renders tool calls and TRL knows how to parse its responses (Qwen
-  2.5/3, Llama 3.1/3.2, ... in TRL 1.16). The bundled SmolLM2's template does
-  not, so `tools` is refused there with an error instead of being ignored.
+- Tools: TRL runs the multi-turn tool calls itself, but only with a chat
+  template that renders tool calls and whose responses TRL can parse (Qwen2.5/3,
+  Llama 3.1/3.2, ... in TRL 1.16). The bundled SmolLM2's template cannot, so
+  `tools` is refused there rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ from autodidact.training.trainer import TrainResult, run_trainer, trainer_argume
 
 log = logging.getLogger(__name__)
 
-Reward = Callable[[list[Prompt], list[str]], list[float | None]]  # (prompts, responses) -> score or None (failed)
+Reward = Callable[[list[Prompt], list[str]], list[float | None]]  # (prompts, responses) -> score, None = failed
 
 
 @dataclass(frozen=True)
@@ -71,73 +69,54 @@ def train_grpo(
         model: the policy (a `PeftModel` with LoRA, the plain model with full fine-tuning).
         tokenizer: its tokenizer, with a chat template.
         prompts: this iteration's training prompts.
-        reward: scores responses to prompts; `None` for a failed judgment (never read as 0).
+        reward: scores responses to prompts; `None` marks a failed judgment (never read as 0).
         config: learning rate, batch size (completions), gradient accumulation, epochs.
-        generation: `samples_per_prompt` (the group size, at least 2), `max_new_tokens`, `temperature`, `top_p`.
+        generation: `samples_per_prompt` (the group size, 2 or more), `max_new_tokens`, `temperature`, `top_p`.
         seed: training and sampling seed.
-        temperature: overrides `generation.temperature` (the loop passes `temperature_at(iteration)`).
-        tools: functions the model may call during generation (typed, Google-style docstrings).
+        temperature: replaces `generation.temperature` (the loop passes `temperature_at(iteration)`).
+        tools: functions the model may call while generating (typed, with Google-style docstrings).
 
     Returns:
-        Prompts trained on per pass, optimizer steps, prompt + completion tokens over all epochs, mean
-        loss, seconds, completions scored, their mean reward, and how many rewards failed.
+        `TrainResult` (prompts per pass as `examples`; prompt + completion tokens) with completions
+        scored, their mean reward and the number of failed rewards.
 
     Raises:
-        AutodidactError: fewer than 2 samples per prompt, temperature 0, a batch that does not hold
-            whole groups, fewer prompts than one step needs, or tools with a template that cannot call them.
+        AutodidactError: fewer than 2 samples per prompt, temperature 0, steps that cannot hold whole
+            groups, fewer prompts than one step needs, or tools with a template that cannot call them.
     """
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     start = time.perf_counter()
-    n = generation.samples_per_prompt
     temperature = generation.temperature if temperature is None else temperature
-    if n < 2:
-        raise AutodidactError(
-            "training.method 'grpo' compares samples of the same prompt: set generation.samples_per_prompt to 2 or more."
-        )
-    if temperature <= 0:
-        raise AutodidactError("training.method 'grpo' needs sampled completions: set generation.temperature above 0.")
-    completions_per_step = config.batch_size * config.gradient_accumulation_steps
-    if completions_per_step % n:
-        raise AutodidactError(
-            f"with training.method 'grpo', training.batch_size x gradient_accumulation_steps ({completions_per_step}) "
-            f"must be a multiple of generation.samples_per_prompt ({n}) so each step holds whole groups."
-        )
-    if tools:
-        _check_tool_template(tokenizer)
+    prompts_per_step = _check(config, generation.samples_per_prompt, temperature, tokenizer, tools)
     if not prompts:
         log.warning("no training prompts: the model is not trained this iteration")
         return GRPOResult(0, 0, 0, None, 0.0)
-    prompts_per_step = completions_per_step // n
     if len(prompts) < prompts_per_step:
         raise AutodidactError(
-            f"GRPO needs {prompts_per_step} prompts per step but has {len(prompts)}: lower training.batch_size "
-            f"or raise tasks.prompts_per_iteration."
+            f"GRPO needs {prompts_per_step} prompts per step but has {len(prompts)}: "
+            "lower training.batch_size or raise tasks.prompts_per_iteration."
         )
     if dropped := len(prompts) % prompts_per_step:  # TRL's sampler keeps whole steps only
-        log.warning("%d of %d prompts not trained on: not a multiple of %d per step", dropped, len(prompts), prompts_per_step)
+        log.warning("%d of %d prompts not trained on: not a multiple of %d", dropped, len(prompts), prompts_per_step)
 
     by_id = {p.id: p for p in prompts}
     scores: list[float | None] = []  # every reward handed to TRL, all steps
 
     def judge_reward(prompts, completions, prompt_id, **kwargs) -> list[float | None]:
-        texts = [_response_text(c) for c in completions]
-        got = list(reward([by_id[i] for i in prompt_id], texts))
+        got = list(reward([by_id[i] for i in prompt_id], [_response_text(c) for c in completions]))
         scores.extend(got)
-        return got  # None stays None: TRL excludes it from the group baseline, advantage 0
+        return got  # None stays None: TRL leaves it out of the group baseline, advantage 0
 
     rows = [{"prompt": list(p.messages), "prompt_id": p.id} for p in prompts]
     with tempfile.TemporaryDirectory(prefix="autodidact-grpo-") as workdir:
         common = trainer_arguments(config, model, workdir, seed)
         del common["max_length"]  # not a GRPOConfig field: a sequence is its prompt + max_completion_length
         args = GRPOConfig(
-            **common,
-            num_generations=n,
-            max_completion_length=generation.max_new_tokens,
-            temperature=temperature,
-            top_p=generation.top_p,
-            beta=0.0,  # TRL's default, stated: no reference model (see module docstring)
+            **common, num_generations=generation.samples_per_prompt, max_completion_length=generation.max_new_tokens,
+            temperature=temperature, top_p=generation.top_p,
+            beta=0.0,  # TRL's default, stated: no reference model (see the module docstring)
         )
         trainer = GRPOTrainer(
             model=model,
@@ -148,13 +127,12 @@ def train_grpo(
             tools=list(tools) if tools else None,
         )
         output = run_trainer(trainer, config)
-        tokens = int(trainer.state.num_input_tokens_seen)
     model.eval()
     scored = [s for s in scores if s is not None]
     return GRPOResult(
         examples=len(prompts) - dropped,
         steps=output.global_step,
-        tokens=tokens,
+        tokens=int(trainer.state.num_input_tokens_seen),
         loss=float(output.training_loss),
         seconds=time.perf_counter() - start,
         completions=len(scores),
@@ -163,19 +141,34 @@ def train_grpo(
     )
 
 
+def _check(config: TrainingConfig, n: int, temperature: float, tokenizer, tools) -> int:
+    """Refuse settings GRPO cannot train with; returns the prompts per optimizer step."""
+    if n < 2:
+        raise AutodidactError(
+            "training.method 'grpo' compares samples of one prompt: set generation.samples_per_prompt to 2 or more."
+        )
+    if temperature <= 0:
+        raise AutodidactError("training.method 'grpo' needs sampled completions: set generation.temperature above 0.")
+    per_step = config.batch_size * config.gradient_accumulation_steps
+    if per_step % n:
+        raise AutodidactError(
+            f"with training.method 'grpo', training.batch_size x gradient_accumulation_steps ({per_step}) must be "
+            f"a multiple of generation.samples_per_prompt ({n}) so each step holds whole groups."
+        )
+    if tools:
+        from trl.chat_template_utils import supports_tool_calling
+
+        if not supports_tool_calling(tokenizer):
+            raise AutodidactError(
+                "GRPO tools need a chat template that renders tool calls (e.g. Qwen2.5/Qwen3, Llama 3.1 instruct); "
+                "this model's template does not. Pick such a model in model.name, or train without tools."
+            )
+    return per_step // n
+
+
 def _response_text(completion: str | list[dict[str, Any]]) -> str:
-    """The text to judge: the last assistant message (after any tool turns), or the plain string."""
+    """What the judge reads: the last assistant message (after any tool turns), or the plain string."""
     if isinstance(completion, str):
         return completion
     answers = [m.get("content") or "" for m in completion if m.get("role") == "assistant"]
     return answers[-1] if answers else ""
-
-
-def _check_tool_template(tokenizer) -> None:
-    from trl.chat_template_utils import supports_tool_calling
-
-    if not supports_tool_calling(tokenizer):
-        raise AutodidactError(
-            "GRPO tools need a chat template that renders tool calls (e.g. Qwen2.5/Qwen3, Llama 3.1 instruct); "
-            "this model's template does not. Pick such a model in model.name, or train without tools."
-        )

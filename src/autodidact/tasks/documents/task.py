@@ -1,0 +1,228 @@
+"""The document task: questions the model writes about a folder of documents, answered with a search tool.
+
+This is the original AutoDidact workflow: the model reads chunks of a
+document and writes question/answer pairs about them; it then answers those
+questions by searching the document; its answers are graded against its own
+reference answers. Nothing is labelled by a person.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Sequence
+
+from autodidact.config import DocumentsSourceConfig
+from autodidact.embeddings import Embedder
+from autodidact.engines import Completion, Engine, EngineError, SamplingParams, request_error
+from autodidact.errors import AutodidactError
+from autodidact.records import Prompt, Split
+from autodidact.tasks.documents.chunks import Chunk, chunk_documents, load_documents, split_chunks, spread
+from autodidact.tasks.documents.qa import DEFAULT_QA_PROMPT, QAPair, filter_pairs, write_pairs
+from autodidact.tasks.documents.search import SearchIndex, SearchStats, answer_with_search, final_answer
+
+log = logging.getLogger(__name__)
+
+SEARCH_INSTRUCTION = (
+    "Answer the question about the document. To look something up, write <search>your query</search> and the "
+    "matching passages of the document will follow. Then give a short answer.\n\nQuestion: {question}"
+)
+MEMORY_INSTRUCTION = "Answer the question from what you know, in one short sentence.\n\nQuestion: {question}"
+
+VERIFY_PROMPT = """Question: {question}
+Reference answer: {reference}
+Proposed answer: {proposed}
+
+Does the proposed answer state the same fact as the reference? Answer yes or no."""
+VERIFY_PREFIX = "Answer:"
+VERIFY_CHOICES = (" yes", " no")
+MIN_VERDICT_MASS = 1e-4  # below this P(yes) + P(no) the model did not answer the question asked: no verdict
+
+
+def normalise(text: str) -> str:
+    """Lowercase words and numbers only, for the exact-match shortcut."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+class DocumentsTask:
+    """Questions about a document folder, with the model's own answers as references.
+
+    After `build`, `stats` counts documents, chunks (used, held out, training,
+    trimmed of held-out overlap, cleared: trimmed too short to use), pairs
+    written, kept and dropped per filter, and prompts; `search_stats` counts
+    how the model used the search tool over every `respond` call.
+
+    Args:
+        config: the source's settings.
+        engine: the model that writes the question/answer pairs and grades answers.
+        embedder: embeds chunks for the search tool and questions for the duplicate filter
+            (None: no search, exact-repeat filtering only).
+        verifier_engine: grades answers instead of `engine` (an external verifier).
+    """
+
+    def __init__(
+        self,
+        config: DocumentsSourceConfig,
+        engine: Engine,
+        embedder: Embedder | None,
+        verifier_engine: Engine | None = None,
+    ) -> None:
+        template = config.qa_prompt or DEFAULT_QA_PROMPT
+        missing = [p for p in ("{chunk}", "{n}") if p not in template]
+        if missing:
+            raise AutodidactError(f"documents '{config.name}': qa_prompt lacks {' and '.join(missing)}; add it.")
+        if config.search and embedder is None:
+            raise AutodidactError(
+                f"documents '{config.name}': the search tool needs a sentence embedder; set the embedder to "
+                "'default' or the source's search to false."
+            )
+        self.config = config
+        self.name = config.name
+        self.engine = engine
+        self.embedder = embedder
+        self.verifier_engine = verifier_engine or engine
+        self.template = template
+        self.index: SearchIndex | None = None
+        self.heldout_chunks: list[Chunk] = []  # as split by the last build; training chunks trimmed of held-out text
+        self.train_chunks: list[Chunk] = []
+        self.stats: dict[str, int] = {}
+        self.search_stats = SearchStats()
+        if config.search:
+            self.respond = self._respond  # the loop looks the hook up by name: present only with the tool on
+
+    # --- prompts -------------------------------------------------------------
+
+    def build(self, train_size: int, heldout_size: int, seed: int) -> tuple[list[Prompt], list[Prompt]]:
+        """Chunk the documents, split the chunks, and turn the model's question/answer pairs into prompts.
+
+        The split is over chunks: held-out questions come only from held-out
+        chunks, and training questions are written from training chunks with
+        the overlap text they share with a held-out chunk cut off, so no
+        held-out answer is in a training question's chunk.
+
+        Raises:
+            AutodidactError: no readable document, or no training question survived the filters.
+        """
+        cfg = self.config
+        documents = load_documents(cfg.path)
+        chunks = chunk_documents(documents, cfg.chunk_chars, cfg.overlap_chars)
+        self.index = SearchIndex(chunks, self.embedder) if cfg.search and self.embedder is not None else None
+        used = spread(chunks, cfg.max_chunks)
+        heldout_chunks, train_chunks, cleared = split_chunks(used, dict(documents), cfg.heldout_ratio, seed)
+        self.heldout_chunks, self.train_chunks = heldout_chunks, train_chunks
+        written = heldout_chunks + train_chunks  # held-out first: of two duplicate questions, the held-out one stays
+        desc = f"{self.name}: writing questions"
+        pairs, failed = write_pairs(self.engine, written, cfg.questions_per_chunk, self.template, desc)
+        kept, dropped = filter_pairs(pairs, {c.id: c.text for c in written}, self.embedder)
+        heldout_ids = {c.id for c in heldout_chunks}
+        by_id = {c.id: c for c in chunks}
+        heldout_pairs = _round_robin([p for p in kept if p.chunk_id in heldout_ids])[:heldout_size]
+        train_pairs = _round_robin([p for p in kept if p.chunk_id not in heldout_ids])[:train_size]
+        train = [self._prompt("train", i, p, by_id[p.chunk_id].source) for i, p in enumerate(train_pairs)]
+        heldout = [self._prompt("heldout", i, p, by_id[p.chunk_id].source) for i, p in enumerate(heldout_pairs)]
+        self.stats = {
+            "documents": len(documents), "chunks": len(chunks),
+            "chunks_used": len(used), "train_chunks": len(train_chunks), "heldout_chunks": len(heldout_chunks),
+            "trimmed_chunks": sum(c.text != by_id[c.id].text for c in train_chunks), "cleared_chunks": cleared,
+            "failed_requests": failed, "pairs_written": len(pairs),
+            "pairs_kept": len(kept), **{f"dropped_{rule}": count for rule, count in dropped.items()},
+            "train_prompts": len(train), "heldout_prompts": len(heldout),
+        }  # fmt: skip
+        log.info("documents '%s': %s", self.name, ", ".join(f"{k} {v}" for k, v in self.stats.items()))
+        if not train:
+            raise AutodidactError(
+                f"documents '{self.name}': no usable training question from {len(train_chunks)} chunks "
+                f"({len(pairs)} written, dropped: {dict(dropped)}); use a stronger model, a clearer qa_prompt "
+                "or more chunks (max_chunks)."
+            )
+        if heldout_size and not heldout:
+            log.warning("documents '%s': no held-out question survived; raise heldout_ratio or max_chunks.", self.name)
+        return train, heldout
+
+    def _prompt(self, split: Split, i: int, pair: QAPair, source: str) -> Prompt:
+        instruction = SEARCH_INSTRUCTION if self.config.search else MEMORY_INSTRUCTION
+        return Prompt(
+            id=f"{self.name}-{split}-{i:04d}",
+            task=self.name,
+            split=split,
+            messages=[{"role": "user", "content": instruction.format(question=pair.question)}],
+            reference=pair.answer,
+            meta={"chunk_id": pair.chunk_id, "source": source, "question": pair.question},
+        )
+
+    # --- answering -----------------------------------------------------------
+
+    def _respond(
+        self, engine: Engine, prompts: Sequence[Prompt], params: SamplingParams, desc: str
+    ) -> list[list[Completion]]:
+        """Answer with the search tool (the `respond` hook; set only when config.search).
+
+        The index holds ALL chunks, held-out ones included: it is the document
+        the model is allowed to consult, like a reference book in an exam.
+        Only the questions are held out; what is measured is whether the
+        model learned to find and state the answer, not whether it memorised it.
+        """
+        if self.index is None:
+            raise AutodidactError(f"documents '{self.name}': build() must run before answering.")
+        cfg = self.config
+        return answer_with_search(
+            engine, prompts, params, self.index, cfg.search_top_k, cfg.max_turns, desc, self.search_stats
+        )
+
+    # --- grading -------------------------------------------------------------
+
+    def verify(self, prompt: Prompt, response: str) -> float | None:
+        """1.0 if the response's final answer states the reference's fact, 0.0 if not, None if ungradable."""
+        return self.verify_batch([prompt], [response])[0]
+
+    def verify_batch(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> list[float | None]:
+        """Grade many answers with one batched yes/no scoring pass.
+
+        An answer equal to the reference once normalised passes without the
+        model; an empty answer fails. Otherwise the model is asked whether the
+        answer states the reference's fact: P(" yes") over P(" yes") + P(" no")
+        at least 0.5 passes. None when the engine failed or put almost no
+        probability on either word.
+        """
+        verdicts: list[float | None] = [None] * len(prompts)
+        ask: list[int] = []
+        for i, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
+            answer = final_answer(response)
+            if prompt.reference is None:
+                continue
+            if normalise(answer) == normalise(str(prompt.reference)):
+                verdicts[i] = 1.0
+            elif not normalise(answer):
+                verdicts[i] = 0.0
+            else:
+                ask.append(i)
+        if not ask:
+            return verdicts
+        engine = self.verifier_engine
+        texts = [
+            engine.render([{"role": "user", "content": VERIFY_PROMPT.format(
+                question=prompts[i].meta.get("question", prompts[i].text),
+                reference=prompts[i].reference, proposed=final_answer(responses[i]))}]) + VERIFY_PREFIX
+            for i in ask
+        ]  # fmt: skip
+        try:
+            table = engine.continuation_logprobs(texts, list(VERIFY_CHOICES), desc=f"{self.name}: verifying")
+        except (EngineError, ValueError) as exc:  # ValueError: the tokenizer cannot split the choices after the prompt
+            log.warning("documents '%s': the verifier failed: %s", self.name, exc)
+            return verdicts
+        for i, row in zip(ask, table, strict=True):
+            yes, no = (math.exp(x) for x in row)
+            if request_error(row) is None and yes + no >= MIN_VERDICT_MASS:
+                verdicts[i] = 1.0 if yes / (yes + no) >= 0.5 else 0.0
+        return verdicts
+
+
+def _round_robin(pairs: list[QAPair]) -> list[QAPair]:
+    """Pairs reordered as first pair of every chunk, then second of every chunk, ...: a cap keeps chunks diverse."""
+    rank: dict[str, int] = {}
+    keyed = []
+    for position, pair in enumerate(pairs):
+        rank[pair.chunk_id] = rank.get(pair.chunk_id, -1) + 1
+        keyed.append((rank[pair.chunk_id], position, pair))
+    return [pair for *_, pair in sorted(keyed)]
