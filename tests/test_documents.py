@@ -149,7 +149,7 @@ def test_split_trims_training_chunks_of_held_out_text() -> None:
     (h,) = heldout
     for t in train:
         assert t.end <= h.start or h.end <= t.start  # no shared text
-        assert t.text == document[t.start : t.end].strip() and len(t.text) >= 100
+        assert t.text == document[t.start : t.end] and len(t.text) >= 100
     neighbours = [c for c in chunks if abs(c.index - h.index) == 1]
     trimmed = [t for t in train if t.index in {c.index for c in neighbours}]
     assert trimmed and all(len(t.text) < len(chunks[t.index].text) for t in trimmed)
@@ -188,6 +188,13 @@ def test_parse_qa_ignores_malformed_output() -> None:
         "Q: What tank?\nA: Tank 2\nA: a second answer\nQ:"
     )
     assert parse_qa(text) == [("What tank?", "Tank 2")]
+    listed = (
+        "Q: 1. What is the purpose of the hatch?\nA: 2. What is the purpose of the valve?\nQ: 2) Who?\nA: 1.8 seconds"
+    )
+    assert parse_qa(listed) == [
+        ("What is the purpose of the hatch?", "What is the purpose of the valve?"),  # parsed; the filter drops it
+        ("Who?", "1.8 seconds"),
+    ]
     assert parse_qa("") == [] and parse_qa("no markers at all") == []
 
 
@@ -206,14 +213,16 @@ def test_filter_pairs_counts_each_rule() -> None:
     pairs = [
         QAPair("When did tank 2 fail?", "At 56 hours", "c#0"),
         QAPair("When did tank 2 fail ?", "56 hours", "c#0"),  # duplicate of the first
-        QAPair("What did the crew use?", "The lunar module", "c#0"),
+        QAPair('Which module did "the crew use?"', "The lunar module", "c#0"),  # a quoted "?" still ends it
         QAPair("What caused it?", "Sabotage by gremlins", "c#0"),  # unsupported
         QAPair("Anything?", "", "c#0"),  # empty
-        QAPair("Describe it.", " ".join(["oxygen"] * 41), "c#0"),  # too long
+        QAPair("Describe it?", " ".join(["oxygen"] * 41), "c#0"),  # too long
+        QAPair("8.7.3 Oxygen Tank Incident", "2", "c#0"),  # malformed: a heading is not a question
+        QAPair("What did the crew use?", "What did the crew do?", "c#0"),  # malformed: the answer is a question
     ]
     kept, dropped = filter_pairs(pairs, chunks, BagOfWords())
     assert kept == [pairs[0], pairs[2]]
-    assert dict(dropped) == {"empty": 1, "too_long": 1, "unsupported": 1, "duplicate": 1}
+    assert dict(dropped) == {"empty": 1, "malformed": 2, "too_long": 1, "unsupported": 1, "duplicate": 1}
     kept_exact, dropped_exact = filter_pairs(pairs, chunks, None)  # without an embedder: exact repeats
     assert kept_exact == [pairs[0], pairs[2]] and dropped_exact["duplicate"] == 1
 
@@ -222,7 +231,7 @@ def test_duplicate_filter_with_the_bundled_embedder(embedder) -> None:
     chunks = {"c#0": "Apollo 13 lost oxygen tank 2; the bread recipe bakes for 35 minutes."}
     pairs = [
         QAPair("What failed on Apollo 13?", "oxygen tank 2", "c#0"),
-        QAPair("what failed on apollo 13", "tank 2", "c#0"),
+        QAPair("what failed on apollo 13 ?", "tank 2", "c#0"),
         QAPair("How long does the bread bake?", "35 minutes", "c#0"),
     ]
     kept, dropped = filter_pairs(pairs, chunks, embedder)
@@ -322,6 +331,17 @@ def test_malformed_and_over_budget_calls_end_the_transcript_without_raising() ->
     assert (stats.searches, stats.over_budget) == (1, 1)
 
 
+def test_an_opening_search_starts_every_transcript_and_counts_against_the_budget() -> None:
+    engine, stats = ScriptedEngine(lambda *_: "<search>bread</search>"), SearchStats()
+    out = answer_with_search(
+        engine, [_prompt()], SamplingParams(n=2), _index(), k=1, max_turns=1, stats=stats, opening_queries=["tank"]
+    )
+    opening = "<search>tank</search>\n<results>\n[1] The oxygen tank 2 failed at 56 hours.\n</results>\n"
+    assert [c.text for c in out[0]] == [opening + "<search>bread</search>"] * 2
+    assert engine.calls[0][0] == [engine.render(_prompt().messages) + opening] and len(engine.calls) == 1
+    assert (stats.searches, stats.over_budget) == (2, 2)
+
+
 def test_an_engine_failure_mid_transcript_is_returned_as_a_failed_completion() -> None:
     engine = ScriptedEngine(
         lambda p, k, params: Completion("", 0, "timeout") if p.endswith("</results>\n") else "<search>tank</search>"
@@ -393,6 +413,8 @@ def test_bad_qa_prompt_and_missing_embedder_are_refused() -> None:
         DocumentsTask(_config(qa_prompt="Questions about {chunk}"), ScriptedEngine(), BagOfWords())
     with pytest.raises(AutodidactError, match="needs a sentence embedder"):
         DocumentsTask(_config(), ScriptedEngine(), None)
+    with pytest.raises(AutodidactError, match="needs the model"):
+        DocumentsTask(_config(), None, BagOfWords())  # type: ignore[arg-type]
 
 
 def test_respond_answers_with_the_search_tool() -> None:
@@ -405,6 +427,11 @@ def test_respond_answers_with_the_search_tool() -> None:
     assert [len(cs) for cs in out] == [2, 2]
     assert "500 grams of flour" in out[0][0].text and final_answer(out[0][0].text) == "56 hours."
     assert task.search_stats.searches == 4
+    first = DocumentsTask(_config(max_turns=2), ScriptedEngine(_pair_writer), BagOfWords(), search_first=True)
+    train, _ = first.build(10, 10, seed=0)
+    out = first.respond(ScriptedEngine(reply), train[:1], SamplingParams(), desc="generating")
+    assert out[0][0].text.startswith(f"<search>{train[0].meta['question']}</search>\n<results>\n[1] ")
+    assert final_answer(out[0][0].text) == "56 hours." and first.search_stats.searches == 1
 
 
 # --- grading ------------------------------------------------------------------
@@ -421,7 +448,7 @@ def test_verify_reads_yes_no_probabilities(p_yes: float, expected: float) -> Non
     transcript = "<search>tank</search>\n<results>\n[1] text\n</results>\nTank two broke."
     assert task.verify(_prompt(reference="Oxygen tank 2 failed"), transcript) == expected
     assert (
-        "Proposed answer: Tank two broke." in engine.scored[0]
+        "Proposed answer:\n<<<RESPONSE>>>\nTank two broke.\n<<<END RESPONSE>>>" in engine.scored[0]
         and "Reference answer: Oxygen tank 2 failed" in engine.scored[0]
     )
     assert engine.scored[0].endswith("<assistant>Answer:")

@@ -92,3 +92,25 @@ def test_a_bad_source_file_fails_before_the_run_writes_anything(tiny_llama, tmp_
     with pytest.raises(AutodidactError, match="empty"):
         autodidact.run(_sources_config(tiny_llama, tmp_path, sources))
     assert not (tmp_path / "run").exists()
+
+
+def test_documents_source_runs_in_the_loop_with_the_search_tool(tiny_llama, tmp_path, monkeypatch):
+    from autodidact.tasks.documents import qa
+
+    # A random model writes no usable question/answer pairs: script the writing, keep everything else real.
+    def scripted_pairs(engine, chunks, n, template, desc=""):
+        return [qa.QAPair(f"What follows '{' '.join(c.text.split()[:6])}'?", " ".join(c.text.split()[6:12]), c.id)
+                for c in chunks], 0
+
+    monkeypatch.setattr("autodidact.tasks.documents.task.write_pairs", scripted_pairs)
+    source = {"type": "documents", "name": "docs", "path": str(Path(__file__).parent / "data" / "documents"),
+              "chunk_chars": 300, "overlap_chars": 50, "heldout_ratio": 0.3, "search_first": True, "max_turns": 1}
+    result = autodidact.run(_sources_config(tiny_llama, tmp_path, [source]))
+    assert result.stop_reason == "reached max_iterations=1"
+    with RunStore(tmp_path / "run" / STORE_FILE) as store:
+        heldout = store.prompts(split="heldout")
+        train_chunks = {p.meta["chunk_id"] for p in store.prompts(split="train")}
+        assert heldout and not train_chunks & {p.meta["chunk_id"] for p in heldout}  # held out by chunk
+        # search_first: every answer starts from a search of the question; the transcript is the sample.
+        answers = [s for s in store.samples(1) if s.prompt_id in {p.id for p in heldout}]
+        assert answers and all(s.text.startswith("<search>") and "<results>" in s.text for s in answers)

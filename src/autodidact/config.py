@@ -101,6 +101,11 @@ class DocumentsSourceConfig(SourceBase):
     search: bool = Field(True, description="Answer with a search(query) tool over the chunks, not from memory.")
     search_top_k: int = Field(2, ge=1, description="Chunks a search call returns.")
     max_turns: int = Field(2, ge=1, description="Search calls allowed before the answer must be given.")
+    search_first: bool = Field(
+        False,
+        description="Run the question itself as the first search, so every answer starts from the results (for "
+        "small models that never call the tool on their own; training then shows them what a call looks like).",
+    )
 
 
 class LogsSourceConfig(SourceBase):

@@ -93,10 +93,10 @@ class SelfImprovementLoop:
             self.policy, self.tokenizer, batch_size=config.generation.batch_size, score_batch_size=config.judge.batch_size
         )
         self.online = config.training.method == "grpo"  # generation and judging happen inside training
-        self._embedder_loaded, self._embedder = False, None
-        self.tasks = build_tasks(config.tasks, self.engine, self._source_embedder())
         # The judge runs on the policy's engine unless judge.model names a separate model or server.
         self.judge_engine = TokenCounter(judge_engine(config, self.engine))
+        self._embedder_loaded, self._embedder = False, None
+        self.tasks = build_tasks(config.tasks, self.engine, self._source_embedder(), self.judge_engine.engine)
         self.judge = build_judge(config.judge, self.judge_engine, self.tasks)
         # One greedy answer per held-out prompt: a relative judge cannot score it, a direct one does.
         self.heldout_judge = heldout_judge(self.judge, config.judge, self.judge_engine)

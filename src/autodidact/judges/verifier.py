@@ -2,6 +2,8 @@
 
 Using it means training on ground truth, so a run with this judge is not
 self-improvement; it is the reference the self-judges are compared against.
+One exception: a task whose references the model wrote itself (documents)
+stays label-free with this judge.
 """
 
 from __future__ import annotations
@@ -20,9 +22,14 @@ class TaskVerifierJudge:
         self.tasks = tasks
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
+        from autodidact.generate import verify_all  # batched per task where a task can (model-graded references)
+
+        verdicts = verify_all(
+            self.tasks, {i.prompt.id: i.prompt for i in items}, {i.sample_id: (i.prompt.id, i.response) for i in items}
+        )
         judgments = []
         for item in items:
-            verdict = self.tasks[item.prompt.task].verify(item.prompt, item.response)
+            verdict = verdicts[item.sample_id]
             score = None if verdict is None else 10.0 * verdict
             error = None if verdict is not None else "the verifier could not grade this response"
             judgments.append(Judgment(item.sample_id, self.name, score, raw=str(verdict), error=error))

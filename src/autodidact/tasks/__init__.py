@@ -34,11 +34,17 @@ def get_task(name: str) -> Task:
     return TASKS[name]()
 
 
-def build_tasks(config: TasksConfig, engine: Engine | None = None, embedder: Embedder | None = None) -> dict[str, Task]:
+def build_tasks(
+    config: TasksConfig,
+    engine: Engine | None = None,
+    embedder: Embedder | None = None,
+    judge_engine: Engine | None = None,
+) -> dict[str, Task]:
     """Every task of a run, by name: the built-in ones, then the configured sources.
 
     Self-written prompts and documents need the model (`engine`) and the
-    sentence embedder; files and logs need neither.
+    sentence embedder; documents grade answers on `judge_engine` (the policy's
+    engine unless `judge.model` names another model); files and logs need none.
     """
     tasks: dict[str, Task] = {name: get_task(name) for name in config.names}
     for source in config.sources:
@@ -57,7 +63,7 @@ def build_tasks(config: TasksConfig, engine: Engine | None = None, embedder: Emb
         elif source.type == "documents":
             from autodidact.tasks.documents import DocumentsTask
 
-            tasks[source.name] = DocumentsTask(source, engine, embedder)
+            tasks[source.name] = DocumentsTask(source, engine, embedder, judge_engine, search_first=source.search_first)
     return tasks
 
 

@@ -173,7 +173,7 @@ def spread(items: list, limit: int | None) -> list:
 def split_chunks(
     chunks: list[Chunk], documents: dict[str, str], ratio: float, seed: int
 ) -> tuple[list[Chunk], list[Chunk], int]:
-    """Draw held-out chunks (at least one when `ratio` > 0, never all) and clear the rest of their text.
+    """Draw held-out chunks (at least one when `ratio` > 0, never all); the rest, cut free of held-out text, train.
 
     Consecutive chunks share overlap text, so a training chunk loses the part it
     shares with any held-out chunk: no held-out text is in a training chunk.
@@ -191,11 +191,12 @@ def split_chunks(
         for h in (h for h in heldout if h.source == chunk.source and h.start < chunk.end and chunk.start < h.end):
             pieces = [p for a, b in pieces for p in ((a, min(b, h.start)), (max(a, h.end), b)) if p[0] < p[1]]
         a, b = max(pieces, key=lambda p: p[1] - p[0], default=(0, 0))
-        text = documents[chunk.source][a:b].strip()
-        if len(text) < MIN_TRAIN_CHARS:
+        document = documents[chunk.source]
+        a, b = _skip_space(document, a), max(a, len(document[:b].rstrip()))
+        if b - a < MIN_TRAIN_CHARS:
             dropped += 1
             continue
-        train.append(replace(chunk, text=text, start=a, end=b) if (a, b) != (chunk.start, chunk.end) else chunk)
+        train.append(replace(chunk, text=document[a:b], start=a, end=b))
     return heldout, train, dropped
 
 

@@ -3,6 +3,9 @@
 Filters, cheapest first, each counted:
 
 - `empty`: a pair with no question or no answer text.
+- `malformed`: a "question" that does not end with "?" (a heading, a
+  number) or an "answer" that does (a second question: small models list
+  questions instead of answering them).
 - `too_long`: an answer over `MAX_ANSWER_WORDS` words; a reference answer
   should be a fact, not an essay, or grading it becomes a judgment call.
 - `unsupported`: the answer's content words (lowercased, stopwords removed,
@@ -37,11 +40,13 @@ TOKENS_PER_PAIR = 64  # generation budget per requested pair
 MAX_ANSWER_WORDS = 40
 MIN_SUPPORT = 0.6
 DUPLICATE_SIMILARITY = 0.9
-FILTERS = ("empty", "too_long", "unsupported", "duplicate")
+FILTERS = ("empty", "malformed", "too_long", "unsupported", "duplicate")
 
 # "Q:", "Q1:", "Question:", "**Q:**", "1. Q:" (and the same for A).
 _MARKER = re.compile(r"^\s*(?:\d+[.)]\s*)?\**\s*(Q|A|Question|Answer)\s*\d*\s*\**\s*[:.]\s*\**\s*(.*)$", re.IGNORECASE)
 _INLINE_ANSWER = re.compile(r"\s\**(?:A|Answer)\s*\**\s*:\s*\**\s*", re.IGNORECASE)
+_QUESTION_END = re.compile(r"\?[\"'”’)\]*\s]*$")  # "?" closing the text, perhaps inside quotes or brackets
+_NUMBERING = re.compile(r"^\d{1,2}[.)]\s+")  # "1. " before a question: list numbering, not text
 _WORD = re.compile(r"[a-z]+|\d+(?:[.,:/]\d+)*")
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before being below between
@@ -73,7 +78,7 @@ def parse_qa(text: str) -> list[tuple[str, str]]:
 
     An answer with no question before it, or a question never answered, makes
     no pair. A marker with nothing after it takes the next plain line.
-    `Q: ... A: ...` on one line also counts.
+    `Q: ... A: ...` on one line also counts; list numbering ("1. ") is dropped.
     """
     pairs: list[tuple[str, str]] = []
     question: str | None = None
@@ -81,14 +86,14 @@ def parse_qa(text: str) -> list[tuple[str, str]]:
     for line in text.splitlines():
         match = _MARKER.match(line)
         if match is None:
-            body = line.strip()
+            body = _NUMBERING.sub("", line.strip())
             if waiting == "Q" and body:
                 question, waiting = body, None
             elif waiting == "A" and body and question is not None:
                 pairs.append((question, body))
                 question, waiting = None, None
             continue
-        kind, body = match.group(1)[0].upper(), match.group(2).strip().strip("*").strip()
+        kind, body = match.group(1)[0].upper(), _NUMBERING.sub("", match.group(2).strip().strip("*").strip())
         if kind == "Q":
             inline = _INLINE_ANSWER.split(body, maxsplit=1)
             if len(inline) == 2 and inline[0].strip() and inline[1].strip():
@@ -163,6 +168,8 @@ def filter_pairs(
     for pair in pairs:
         if not pair.question.strip() or not pair.answer.strip():
             dropped["empty"] += 1
+        elif not _QUESTION_END.search(pair.question) or _QUESTION_END.search(pair.answer):
+            dropped["malformed"] += 1
         elif len(pair.answer.split()) > MAX_ANSWER_WORDS:
             dropped["too_long"] += 1
         elif not answer_supported(pair.answer, chunk_texts[pair.chunk_id]):

@@ -96,8 +96,10 @@ def _advance(
     end = text.find(CLOSE, start + len(OPEN)) if start >= 0 else -1
     query = text[start + len(OPEN) : end].strip() if end >= 0 else ""
     if start < 0 or not query or state.searches >= max_turns:
-        stats.malformed += start >= 0 and not query
-        stats.over_budget += bool(query) and state.searches >= max_turns
+        if start >= 0 and not query:
+            stats.malformed += 1
+        elif query:
+            stats.over_budget += 1
         state.text, state.done = state.text + text, True
         return
     state.text += text[: end + len(CLOSE)] + format_results(index.search(query, k))
@@ -114,6 +116,7 @@ def answer_with_search(
     max_turns: int,
     desc: str = "answering with search",
     stats: SearchStats | None = None,
+    opening_queries: Sequence[str] | None = None,
 ) -> list[list[Completion]]:
     """`params.n` transcripts per prompt, each a chain of search calls, results and a final answer.
 
@@ -121,8 +124,14 @@ def answer_with_search(
     batch (continuations as the rendered chat plus the transcript so far, one
     sample each). The engine seeds a sample by its prompt's content, so two
     samples whose transcripts are still identical would continue identically;
-    the k-th copy of a transcript therefore goes in a call of its own with
-    seed + k, and samples stay different.
+    the second copy of a transcript therefore goes in a call of its own with
+    seed + 1 (the third with seed + 2, ...), and samples stay different.
+
+    `opening_queries` (one per prompt, e.g. the question) runs a first search
+    for the model and starts each transcript with that call and its results:
+    a model that never calls the tool on its own then still answers from the
+    document, and training on the transcripts shows it the call. It counts
+    against `max_turns`.
 
     Returns:
         Completions in prompt order: text is the whole transcript (so training
@@ -131,8 +140,16 @@ def answer_with_search(
     """
     stats = stats if stats is not None else SearchStats()
     rendered = [engine.render(p.messages) for p in prompts]
-    first = engine.generate(rendered, params, desc=desc)
-    states = [_Transcript(prompt=i) for i, completions in enumerate(first) for _ in completions]
+    opening = [""] * len(prompts)
+    if opening_queries is not None:
+        opening = [f"{OPEN}{q}{CLOSE}" + format_results(index.search(q, k)) for q in opening_queries]
+        stats.searches += len(prompts) * params.n
+    first = engine.generate([r + o for r, o in zip(rendered, opening, strict=True)], params, desc=desc)
+    states = [
+        _Transcript(prompt=i, text=opening[i], searches=int(bool(opening[i])))
+        for i, completions in enumerate(first)
+        for _ in completions
+    ]
     for state, completion in zip(states, (c for completions in first for c in completions), strict=True):
         _advance(state, completion, index, k, max_turns, stats)
     turn = 1

@@ -17,6 +17,7 @@ from autodidact.config import DocumentsSourceConfig
 from autodidact.embeddings import Embedder
 from autodidact.engines import Completion, Engine, EngineError, SamplingParams, request_error
 from autodidact.errors import AutodidactError
+from autodidact.judges.prompts import BEGIN, END, fence
 from autodidact.records import Prompt, Split
 from autodidact.tasks.documents.chunks import Chunk, chunk_documents, load_documents, split_chunks, spread
 from autodidact.tasks.documents.qa import DEFAULT_QA_PROMPT, QAPair, filter_pairs, write_pairs
@@ -30,9 +31,13 @@ SEARCH_INSTRUCTION = (
 )
 MEMORY_INSTRUCTION = "Answer the question from what you know, in one short sentence.\n\nQuestion: {question}"
 
+# The proposed answer is fenced (as in the judges' prompts) so it cannot write its own verdict.
 VERIFY_PROMPT = """Question: {question}
 Reference answer: {reference}
-Proposed answer: {proposed}
+Proposed answer:
+{begin}
+{proposed}
+{end}
 
 Does the proposed answer state the same fact as the reference? Answer yes or no."""
 VERIFY_PREFIX = "Answer:"
@@ -59,6 +64,8 @@ class DocumentsTask:
         embedder: embeds chunks for the search tool and questions for the duplicate filter
             (None: no search, exact-repeat filtering only).
         verifier_engine: grades answers instead of `engine` (an external verifier).
+        search_first: with search, run the question as the first search for the model
+            (for a model that does not call the tool on its own; see `answer_with_search`).
     """
 
     def __init__(
@@ -67,7 +74,10 @@ class DocumentsTask:
         engine: Engine,
         embedder: Embedder | None,
         verifier_engine: Engine | None = None,
+        search_first: bool = False,
     ) -> None:
+        if engine is None:
+            raise AutodidactError(f"documents '{config.name}': the source needs the model to write its questions.")
         template = config.qa_prompt or DEFAULT_QA_PROMPT
         missing = [p for p in ("{chunk}", "{n}") if p not in template]
         if missing:
@@ -83,6 +93,7 @@ class DocumentsTask:
         self.embedder = embedder
         self.verifier_engine = verifier_engine or engine
         self.template = template
+        self.search_first = search_first
         self.index: SearchIndex | None = None
         self.heldout_chunks: list[Chunk] = []  # as split by the last build; training chunks trimmed of held-out text
         self.train_chunks: list[Chunk] = []
@@ -166,8 +177,9 @@ class DocumentsTask:
         if self.index is None:
             raise AutodidactError(f"documents '{self.name}': build() must run before answering.")
         cfg = self.config
+        opening = [p.meta.get("question", p.text) for p in prompts] if self.search_first else None
         return answer_with_search(
-            engine, prompts, params, self.index, cfg.search_top_k, cfg.max_turns, desc, self.search_stats
+            engine, prompts, params, self.index, cfg.search_top_k, cfg.max_turns, desc, self.search_stats, opening
         )
 
     # --- grading -------------------------------------------------------------
@@ -201,11 +213,9 @@ class DocumentsTask:
             return verdicts
         engine = self.verifier_engine
         texts = [
-            engine.render([{"role": "user", "content": VERIFY_PROMPT.format(
-                question=prompts[i].meta.get("question", prompts[i].text),
-                reference=prompts[i].reference, proposed=final_answer(responses[i]))}]) + VERIFY_PREFIX
+            engine.render([{"role": "user", "content": self._verify_request(prompts[i], responses[i])}]) + VERIFY_PREFIX
             for i in ask
-        ]  # fmt: skip
+        ]
         try:
             table = engine.continuation_logprobs(texts, list(VERIFY_CHOICES), desc=f"{self.name}: verifying")
         except (EngineError, ValueError) as exc:  # ValueError: the tokenizer cannot split the choices after the prompt
@@ -216,6 +226,14 @@ class DocumentsTask:
             if request_error(row) is None and yes + no >= MIN_VERDICT_MASS:
                 verdicts[i] = 1.0 if yes / (yes + no) >= 0.5 else 0.0
         return verdicts
+
+    @staticmethod
+    def _verify_request(prompt: Prompt, response: str) -> str:
+        question = prompt.meta.get("question", prompt.text)
+        proposed = fence(final_answer(response))
+        return VERIFY_PROMPT.format(
+            question=question, reference=prompt.reference, proposed=proposed, begin=BEGIN, end=END
+        )
 
 
 def _round_robin(pairs: list[QAPair]) -> list[QAPair]:
