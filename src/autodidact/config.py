@@ -570,6 +570,12 @@ class RunConfig(Section):
     stopping: StoppingConfig = Field(default_factory=StoppingConfig, description="When the loop stops.")
     monitors: MonitorsConfig = Field(default_factory=MonitorsConfig, description="The failure modes, measured every iteration.")
     review: ReviewConfig = Field(default_factory=ReviewConfig, description="Human validation checkpoints.")
+    tracking: Literal["none", "tensorboard", "wandb", "mlflow"] = Field(
+        "none",
+        description="Experiment tracker for per-iteration metrics, monitors, samples and the trainers' own logs: "
+        "'tensorboard' writes RUN_DIR/tracking; 'wandb' and 'mlflow' use their usual environment variables "
+        "(WANDB_PROJECT, MLFLOW_TRACKING_URI) and must be installed.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
