@@ -1,4 +1,4 @@
-"""`autodidact` command line: run, resume, eval, compare, report, review, init."""
+"""`autodidact` command line: run, resume, eval, compare, report, review, export, chat, init."""
 
 from __future__ import annotations
 
@@ -144,6 +144,46 @@ def review(
     from autodidact.review import review_command
 
     review_command(run_dir, terminal, import_file, host, port)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory.")],
+    output: Annotated[Path, typer.Argument(help="New (or empty) directory for the Hugging Face checkpoint.")],
+    iteration: Annotated[str, typer.Option(help="'best', 'last' or an iteration number.")] = "best",
+    adapter_only: Annotated[
+        bool, typer.Option("--adapter-only", help="Write the LoRA adapter instead of merged weights.")
+    ] = False,
+    push_to_hub: Annotated[
+        Optional[str], typer.Option("--push-to-hub", help="Also upload to this hub repo (user/name); needs network.")
+    ] = None,
+    dtype: Annotated[
+        Optional[str], typer.Option(help="Weights dtype of a merged export (default: the run's, float32 for 'auto').")
+    ] = None,
+) -> None:
+    """Write a run's checkpoint as a standard Hugging Face model (merged adapter, tokenizer, chat template)."""
+    from autodidact.export import export_run
+
+    path = export_run(run_dir, output, iteration, adapter_only, push_to_hub, dtype)
+    where = f" and pushed to {push_to_hub}" if push_to_hub else ""
+    out.print(f"Wrote {path}{where}. Load it with AutoModelForCausalLM.from_pretrained('{path}').", highlight=False)
+
+
+@app.command()
+def chat(
+    model: Annotated[str, typer.Argument(help="A run directory, a checkpoint or export, 'default', a model dir or .gguf.")],
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Show the base model's and the improved model's answers side by side.")
+    ] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Most tokens per reply.")] = 256,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0: greedy).")] = 0.7,
+    system: Annotated[Optional[str], typer.Option(help="System message that starts the conversation.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the first reply (reply k uses seed + k).")] = 0,
+) -> None:
+    """Chat with a model in the terminal (/reset clears the history, /exit quits)."""
+    from autodidact.chat import chat as chat_loop
+
+    chat_loop(model, compare, max_new_tokens, temperature, system, console=out, seed=seed)
 
 
 @app.command()
