@@ -50,6 +50,7 @@ from autodidact.selection import drop_near_duplicates, revision_examples, select
 from autodidact.stopping import best_iteration, stop_reason
 from autodidact.store import RunStore
 from autodidact.tasks import build_tasks
+from autodidact.tracking import NullTracker, Tracker, iteration_payload, make_tracker, require_tracker
 from autodidact.training import RolloutRecorder, load_policy, save_checkpoint, train_dpo, train_grpo, train_sft
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class SelfImprovementLoop:
         self.config = config
         self.run_dir = run_dir
         self.store = store
+        self.tracker: Tracker = NullTracker()  # the configured one while `run()` runs
         if policy is None:
             last = store.last_checkpoint()
             policy = load_policy(config, last[1] if last else None)
@@ -149,6 +151,15 @@ class SelfImprovementLoop:
         self._ensure_prompts()
 
     def run(self) -> RunResult:
+        c = self.config
+        self.tracker = make_tracker(c.tracking, self.run_dir, c.name or self.run_dir.name, c.model_dump(mode="json"))
+        try:
+            return self._iterate()
+        finally:
+            self.tracker.close()
+            self.tracker = NullTracker()
+
+    def _iterate(self) -> RunResult:
         self._ensure_prompts()
         it = 0
         while True:
@@ -175,6 +186,8 @@ class SelfImprovementLoop:
         log.info("iteration %d: %s", it, stage)
         start = time.perf_counter()
         getattr(self, f"_{stage}")(it, start)
+        if stage == "monitor":  # committed: send the iteration (a resumed run does not resend finished ones)
+            self.tracker.log_iteration(it, *iteration_payload(self.store, it))
 
     def _history(self) -> list[float | None]:
         done = [it for it in range(self.config.stopping.max_iterations + 1) if self.store.stage_done(it, "evaluate")]
@@ -356,15 +369,19 @@ class SelfImprovementLoop:
     def _train(self, it: int, start: float) -> None:
         t, seed = self.config.training, self.config.seed + it
         rollouts = RolloutRecorder(it, self.judge, self.tokenizer)
-        if t.method == "dpo":
-            result = train_dpo(self.policy, self.tokenizer, self.store.pairs(it), t, seed=seed)
-        elif t.method == "grpo":
-            ids = set((self.store.stage_info(it, "generate") or {}).get("prompt_ids", []))
-            prompts = [p for p in self.store.prompts(split="train") if p.id in ids]
-            g = self.config.generation
-            result = train_grpo(self.policy, self.tokenizer, prompts, rollouts, t, g, seed, temperature=g.temperature_at(it))
-        else:
-            result = train_sft(self.policy, self.tokenizer, self.store.selection(it), t, seed=seed)
+        with self.tracker.training(it) as report:  # the trainer's own logs (loss, learning rate) go there too
+            if t.method == "dpo":
+                result = train_dpo(self.policy, self.tokenizer, self.store.pairs(it), t, seed=seed, report=report)
+            elif t.method == "grpo":
+                ids = set((self.store.stage_info(it, "generate") or {}).get("prompt_ids", []))
+                prompts = [p for p in self.store.prompts(split="train") if p.id in ids]
+                g = self.config.generation
+                result = train_grpo(
+                    self.policy, self.tokenizer, prompts, rollouts, t, g, seed,
+                    temperature=g.temperature_at(it), report=report,
+                )
+            else:
+                result = train_sft(self.policy, self.tokenizer, self.store.selection(it), t, seed=seed, report=report)
         path = save_checkpoint(self.policy, self.tokenizer, self.run_dir / "checkpoints" / f"iter-{it}")
         with self.store.transaction():
             self.store.add_samples(rollouts.samples)  # GRPO's completions and their rewards; none otherwise
@@ -483,6 +500,7 @@ def run(config: RunConfig | dict | str | Path) -> RunResult:
     checked before anything is written.
     """
     config = load_config(config) if isinstance(config, (str, Path)) else validate_config(config)
+    require_tracker(config.tracking)  # a missing tracker package fails before anything loads or is written
     if config.name is None:
         config = config.model_copy(update={"name": datetime.now().strftime("run-%Y%m%d-%H%M%S")})
     run_dir = config.run_dir()
@@ -518,6 +536,7 @@ def resume(run_dir: str | Path) -> RunResult:
     if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / STORE_FILE).is_file():
         raise AutodidactError(f"'{run_dir}' is not a run directory (no {CONFIG_FILE} and {STORE_FILE}). Check the path.")
     config = load_config(run_dir / CONFIG_FILE)
+    require_tracker(config.tracking)
     with RunStore(run_dir / STORE_FILE) as store:
         if store.get_meta("stop_reason"):
             return collect_result(run_dir, store)

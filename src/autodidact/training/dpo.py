@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from autodidact.config import TrainingConfig
 from autodidact.errors import AutodidactError
 from autodidact.records import PreferencePair
+from autodidact.tracking import TrainerReport
 from autodidact.training.trainer import TrainResult, run_trainer, trainer_arguments
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,10 @@ log = logging.getLogger(__name__)
 REFERENCE_ADAPTER = "ref"  # the name TRL gives its frozen clone of the policy's adapter
 
 
-def train_dpo(model, tokenizer, pairs: Sequence[PreferencePair], config: TrainingConfig, seed: int) -> TrainResult:
+def train_dpo(
+    model, tokenizer, pairs: Sequence[PreferencePair], config: TrainingConfig, seed: int,
+    report: TrainerReport = TrainerReport(),
+) -> TrainResult:
     """One DPO pass over `pairs`, updating `model` in place, with `model` as it is now as the reference.
 
     Args:
@@ -85,7 +89,7 @@ def train_dpo(model, tokenizer, pairs: Sequence[PreferencePair], config: Trainin
     ]
     with tempfile.TemporaryDirectory(prefix="autodidact-dpo-") as workdir:
         args = DPOConfig(
-            **trainer_arguments(config, model, workdir, seed),
+            **trainer_arguments(config, model, workdir, seed, report),
             beta=config.dpo_beta,
             precompute_ref_log_probs=True,
         )
@@ -105,7 +109,7 @@ def train_dpo(model, tokenizer, pairs: Sequence[PreferencePair], config: Trainin
             min(len(p) + len(c), config.max_length) + min(len(p) + len(r), config.max_length)
             for p, c, r in zip(data["prompt_ids"], data["chosen_ids"], data["rejected_ids"])
         )
-        output = run_trainer(trainer, config)
+        output = run_trainer(trainer, config, report)
     model.eval()
     return TrainResult(
         examples=len(data),

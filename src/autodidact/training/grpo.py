@@ -37,6 +37,7 @@ from typing import Any
 from autodidact.config import GenerationConfig, TrainingConfig
 from autodidact.errors import AutodidactError
 from autodidact.records import Prompt
+from autodidact.tracking import TrainerReport
 from autodidact.training.trainer import TrainResult, run_trainer, trainer_arguments
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def train_grpo(
     *,
     temperature: float | None = None,
     tools: Sequence[Callable[..., Any]] | None = None,
+    report: TrainerReport = TrainerReport(),
 ) -> GRPOResult:
     """One GRPO pass over `prompts`, updating `model` in place.
 
@@ -111,7 +113,7 @@ def train_grpo(
 
     rows = [{"prompt": list(p.messages), "prompt_id": p.id} for p in prompts]
     with tempfile.TemporaryDirectory(prefix="autodidact-grpo-") as workdir:
-        common = trainer_arguments(config, model, workdir, seed)
+        common = trainer_arguments(config, model, workdir, seed, report)
         del common["max_length"]  # not a GRPOConfig field: a sequence is its prompt + max_completion_length
         args = GRPOConfig(
             **common, num_generations=generation.samples_per_prompt, max_completion_length=generation.max_new_tokens,
@@ -126,7 +128,7 @@ def train_grpo(
             processing_class=tokenizer,
             tools=list(tools) if tools else None,
         )
-        output = run_trainer(trainer, config)
+        output = run_trainer(trainer, config, report)
     model.eval()
     scored = [s for s in scores if s is not None]
     return GRPOResult(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from autodidact.config import TrainingConfig
 from autodidact.records import SFTExample
+from autodidact.tracking import TrainerReport
 from autodidact.training.trainer import TrainResult, run_trainer, trainer_arguments
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,10 @@ def _trainer_class(sft_trainer: type) -> type:
     return CPUFriendlySFTTrainer
 
 
-def train_sft(model, tokenizer, examples: Sequence[SFTExample], config: TrainingConfig, seed: int) -> TrainResult:
+def train_sft(
+    model, tokenizer, examples: Sequence[SFTExample], config: TrainingConfig, seed: int,
+    report: TrainerReport = TrainerReport(),
+) -> TrainResult:
     """One SFT pass over `examples`, updating `model` in place."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -73,12 +77,12 @@ def train_sft(model, tokenizer, examples: Sequence[SFTExample], config: Training
         for ex in examples
     ]
     with tempfile.TemporaryDirectory(prefix="autodidact-sft-") as workdir:
-        args = SFTConfig(**trainer_arguments(config, model, workdir, seed), completion_only_loss=True)
+        args = SFTConfig(**trainer_arguments(config, model, workdir, seed, report), completion_only_loss=True)
         trainer = _trainer_class(SFTTrainer)(
             model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
         )
         tokens_per_epoch = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
-        output = run_trainer(trainer, config)
+        output = run_trainer(trainer, config, report)
     model.eval()
     return TrainResult(
         examples=len(examples),

@@ -15,6 +15,7 @@ from typing import Any
 
 from autodidact.config import TrainingConfig
 from autodidact.progress import progress_bar
+from autodidact.tracking import TrainerReport
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,13 @@ class TrainResult:
     seconds: float
 
 
-def trainer_arguments(config: TrainingConfig, model, output_dir: str, seed: int) -> dict[str, Any]:
-    """Keyword arguments common to `SFTConfig` and `DPOConfig` for one iteration's training."""
+def trainer_arguments(
+    config: TrainingConfig, model, output_dir: str, seed: int, report: TrainerReport = TrainerReport()
+) -> dict[str, Any]:
+    """Keyword arguments common to `SFTConfig` and `DPOConfig` for one iteration's training.
+
+    `report` names the run's tracker (report_to, run_name): it gets the trainer's loss and learning rate.
+    """
     device = next(model.parameters()).device
     return dict(
         output_dir=output_dir,
@@ -40,7 +46,7 @@ def trainer_arguments(config: TrainingConfig, model, output_dir: str, seed: int)
         max_length=config.max_length,
         logging_steps=1,
         save_strategy="no",
-        report_to="none",
+        **report.arguments(),
         seed=seed,
         use_cpu=device.type == "cpu",
         # Train in the dtype the model was loaded in (model.dtype 'auto' already picks bfloat16 where the
@@ -78,11 +84,12 @@ def _progress_callback(total_steps: int):
     return RichProgress()
 
 
-def run_trainer(trainer, config: TrainingConfig):
+def run_trainer(trainer, config: TrainingConfig, report: TrainerReport = TrainerReport()):
     """`trainer.train()` with our progress bar in place of the printed logs; returns its `TrainOutput`."""
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
+    report.attach(trainer)  # TensorBoard: the iteration's folder under RUN_DIR/tracking, not output_dir
     batches = len(trainer.get_train_dataloader())
     total_steps = math.ceil(batches * config.epochs / config.gradient_accumulation_steps)
     trainer.add_callback(_progress_callback(total_steps))
