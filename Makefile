@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test test-fast bench bench-run compare clean
+.PHONY: install demo test test-fast bench bench-run compare docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-run: $(STAMP)
 # Faster, smaller: make compare COMPARE_ARGS="--budget 0.25"
 compare: $(STAMP)
 	$(BIN)/autodidact compare $(COMPARE_ARGS)
+
+# The configuration reference, generated from the config's help texts (tests/test_docs.py checks it).
+docs: $(STAMP)
+	$(BIN)/python -m autodidact.config_reference > docs/CONFIG.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache
