@@ -64,3 +64,11 @@ def test_run_and_eval_on_a_tiny_model(tmp_path, tiny_llama):
     proc = autodidact("--quiet", "eval", str(checkpoint), "--task", "arithmetic", "--heldout-size", "3", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "arithmetic" in proc.stdout and "instructions" not in proc.stdout
+    # With the run's seed, held-out size, answer length and dtype, `eval` reproduces the run's own evaluation.
+    from autodidact.evaluate_cli import evaluate_model
+    from autodidact.store import RunStore
+
+    row = evaluate_model(str(checkpoint), ["arithmetic"], 3, 0, "none", max_new_tokens=4, dtype="float32")
+    with RunStore(tmp_path / "runs" / "t" / "run.sqlite") as store:
+        for name in ("pass_rate", "mean_tokens"):
+            assert row["tasks"]["arithmetic"][name] == store.metric(1, name, task="arithmetic")

@@ -74,12 +74,14 @@ def eval_(
     heldout_size: Annotated[int, typer.Option(help="Held-out prompts per task.")] = 48,
     seed: Annotated[int, typer.Option(help="Seed of the task prompts (use the run's seed to match its held-out set).")] = 0,
     judge: Annotated[str, typer.Option(help="Self-judge for the score column ('none' to skip).")] = "direct",
+    max_new_tokens: Annotated[int, typer.Option(help="Longest answer (a run uses evaluation.max_new_tokens).")] = 64,
+    dtype: Annotated[str, typer.Option(help="Weights dtype: auto, float32, bfloat16 (a run uses model.dtype).")] = "auto",
 ) -> None:
     """Evaluate a model on held-out prompts of the built-in tasks."""
     from autodidact.evaluate_cli import evaluate_model
     from autodidact.summary import iteration_table
 
-    row = evaluate_model(model, task or None, heldout_size, seed, judge)
+    row = evaluate_model(model, task or None, heldout_size, seed, judge, max_new_tokens, dtype)
     out.print(iteration_table([row], sorted(row["tasks"]), title=f"Held-out evaluation of {model}"))
 
 
