@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 TABLES = (
     "meta", "prompts", "samples", "judgments", "selections", "pairs", "metrics", "stages", "checkpoints",
-    "alerts", "review_items", "ratings",
+    "alerts", "review_items", "ratings", "faults",
 )
 EMPTY = {t: 0 for t in TABLES}
 

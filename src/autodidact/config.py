@@ -458,6 +458,16 @@ class TrainingConfig(Section):
         gt=0.0,
         description="With method 'dpo': how strongly the policy is held to the reference model (higher = closer).",
     )
+    on_fault: Literal["retry", "stop"] = Field(
+        "retry",
+        description="After a training fault (a non-finite loss or weight, or a held-out collapse past "
+        "stopping.max_metric_drop) the iteration is rolled back to the previous checkpoint; then 'retry' "
+        "trains it again with a lower learning rate, 'stop' ends the run.",
+    )
+    max_retries: int = Field(2, ge=0, description="With on_fault 'retry': retries per iteration before the run stops.")
+    retry_lr_factor: float = Field(
+        0.5, gt=0.0, lt=1.0, description="With on_fault 'retry': each retry multiplies the learning rate by this."
+    )
 
 
 class EvaluationConfig(Section):
@@ -470,6 +480,13 @@ class StoppingConfig(Section):
     patience: int = Field(2, ge=1, description="Stop after this many iterations without enough improvement.")
     min_delta: float = Field(
         0.01, ge=0.0, description="Smallest gain in the held-out metric that counts as improvement."
+    )
+    max_metric_drop: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="A training fault when one iteration drops the held-out metric by more than this (0-1 "
+        "scale): the iteration is rolled back (see training.on_fault). Off when unset.",
     )
 
 

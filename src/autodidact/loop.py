@@ -52,10 +52,12 @@ from autodidact.store import RunStore
 from autodidact.tasks import build_tasks
 from autodidact.tracking import NullTracker, Tracker, iteration_payload, make_tracker, require_tracker
 from autodidact.training import RolloutRecorder, load_policy, save_checkpoint, train_dpo, train_grpo, train_sft
+from autodidact.training.faults import TrainingFault, check_heldout, check_training, restore_policy
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE, STORE_FILE = "config.yaml", "run.sqlite"
+ONLINE_SAMPLE = re.compile(r"-g\d+$")  # GRPO's completions, stored by the train stage
 _REVISION_ID = re.compile(r"-rev\d+$")  # generated samples end in "-{k}", revisions in "-rev{k}"
 
 
@@ -163,8 +165,14 @@ class SelfImprovementLoop:
         self._ensure_prompts()
         it = 0
         while True:
-            for stage in STAGES if it > 0 else ("evaluate", "monitor"):  # iteration 0: the base model
-                self._stage(it, stage)
+            try:
+                for stage in STAGES if it > 0 else ("evaluate", "monitor"):  # iteration 0: the base model
+                    self._stage(it, stage)
+            except TrainingFault as fault:
+                reason = self._roll_back(it, str(fault))
+                if reason:
+                    return self._finish(reason)
+                continue  # the train stage is redone (its mark was removed), then evaluate and monitor
             reason = (
                 self._monitor_stop(it)
                 or agreement_stop(self.store, self.config.review)
@@ -175,6 +183,29 @@ class SelfImprovementLoop:
             if self.config.review.pause and self.store.review_items(pending=True):
                 return collect_result(self.run_dir, self.store, paused=pause_message(self.store, self.run_dir))
             it += 1
+
+    def _roll_back(self, it: int, reason: str) -> str | None:
+        """Undo iteration `it`'s training after a fault; a stop reason, or None to train it again."""
+        t = self.config.training
+        attempts = len(self.store.faults(it)) + 1
+        retry = t.on_fault == "retry" and attempts <= t.max_retries
+        action = f"retry at learning rate {self._learning_rate(it, attempts):g}" if retry else "stop"
+        log.warning("iteration %d: training fault: %s; rolled back to the previous checkpoint, %s", it, reason, action)
+        online = [s.id for s in self.store.samples(it) if ONLINE_SAMPLE.search(s.id)]
+        with self.store.transaction():
+            self.store.add_fault(it, reason, self._learning_rate(it), action)
+            self.store.undo_training(it, online)
+        shutil.rmtree(self.run_dir / "checkpoints" / f"iter-{it}", ignore_errors=True)
+        previous = self.store.checkpoint(it - 1) if it > 1 else None
+        restore_policy(self.policy, self.config, previous)
+        if retry:
+            return None
+        return f"training fault at iteration {it} ({reason}); rolled back to iteration {it - 1}'s model"
+
+    def _learning_rate(self, it: int, attempt: int | None = None) -> float:
+        """The learning rate of an iteration's training: lowered once per earlier fault of that iteration."""
+        faults = len(self.store.faults(it)) if attempt is None else attempt
+        return self.config.training.learning_rate * self.config.training.retry_lr_factor ** faults
 
     def _stop_args(self) -> dict:
         s = self.config.stopping
@@ -367,7 +398,8 @@ class SelfImprovementLoop:
             self.store.finish_stage(it, "select", time.perf_counter() - start, info)
 
     def _train(self, it: int, start: float) -> None:
-        t, seed = self.config.training, self.config.seed + it
+        seed = self.config.seed + it
+        t = self.config.training.model_copy(update={"learning_rate": self._learning_rate(it)})
         rollouts = RolloutRecorder(it, self.judge, self.tokenizer)
         with self.tracker.training(it) as report:  # the trainer's own logs (loss, learning rate) go there too
             if t.method == "dpo":
@@ -382,12 +414,14 @@ class SelfImprovementLoop:
                 )
             else:
                 result = train_sft(self.policy, self.tokenizer, self.store.selection(it), t, seed=seed, report=report)
+        check_training(self.policy, result.loss)  # a NaN must never reach a checkpoint
         path = save_checkpoint(self.policy, self.tokenizer, self.run_dir / "checkpoints" / f"iter-{it}")
         with self.store.transaction():
             self.store.add_samples(rollouts.samples)  # GRPO's completions and their rewards; none otherwise
             self.store.add_judgments(rollouts.judgments)
             self.store.add_checkpoint(it, str(path))
-            self.store.finish_stage(it, "train", time.perf_counter() - start, asdict(result))
+            info = asdict(result) | {"learning_rate": t.learning_rate}
+            self.store.finish_stage(it, "train", time.perf_counter() - start, info)
 
     def _monitor(self, it: int, start: float) -> None:
         evidence = self._evidence(it)
@@ -444,6 +478,9 @@ class SelfImprovementLoop:
         judge = self.heldout_judge if self.config.evaluation.judge_heldout else None
         heldout = self.store.prompts(split="heldout")
         result = evaluate_heldout(self.engine, judge, self.tasks, heldout, it, self.config.evaluation.max_new_tokens)
+        if it > 0:  # before anything is stored: a collapsed iteration is rolled back, not recorded
+            previous = self.store.metric(it - 1, "heldout_metric")
+            check_heldout(previous, result.metrics[""].get("heldout_metric"), self.config.stopping.max_metric_drop)
         with self.store.transaction():
             self.store.add_samples(result.samples)
             self.store.add_judgments(result.judgments)

@@ -34,7 +34,7 @@ SCHEMA_VERSION = 1
 
 _TABLES = (
     "meta", "prompts", "samples", "judgments", "selections", "pairs", "metrics", "stages", "checkpoints",
-    "alerts", "review_items", "ratings",
+    "alerts", "review_items", "ratings", "faults",
 )
 
 _SCHEMA = (
@@ -81,6 +81,10 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS ratings (
         item_id TEXT PRIMARY KEY REFERENCES review_items(id), value REAL NOT NULL, rater TEXT NOT NULL,
         source TEXT NOT NULL, rated_at REAL NOT NULL)""",
+    # Training faults: why an iteration was rolled back, at which learning rate, and what followed.
+    """CREATE TABLE IF NOT EXISTS faults (
+        iteration INTEGER NOT NULL, attempt INTEGER NOT NULL, reason TEXT NOT NULL, learning_rate REAL NOT NULL,
+        action TEXT NOT NULL, PRIMARY KEY (iteration, attempt))""",
 )
 
 
@@ -428,6 +432,34 @@ class RunStore:
         if r is None:
             raise KeyError(id)
         return Sample(id=r[0], prompt_id=r[1], iteration=r[2], index=r[3], text=r[4], num_tokens=r[5])
+
+    def add_fault(self, iteration: int, reason: str, learning_rate: float, action: str) -> int:
+        """Record a training fault of an iteration (the next attempt number); returns the attempt number."""
+        self._require_transaction()
+        attempt = len(self.faults(iteration)) + 1
+        self._write(
+            "INSERT INTO faults (iteration, attempt, reason, learning_rate, action) VALUES (?, ?, ?, ?, ?)",
+            (iteration, attempt, reason, float(learning_rate), action),
+        )
+        return attempt
+
+    def faults(self, iteration: int | None = None) -> list[dict[str, Any]]:
+        """Fault rows {iteration, attempt, reason, learning_rate, action}, in order."""
+        rows = self._all(
+            "SELECT iteration, attempt, reason, learning_rate, action FROM faults"
+            " WHERE ?1 IS NULL OR iteration = ?1 ORDER BY iteration, attempt",
+            (iteration,),
+        )
+        return [dict(zip(("iteration", "attempt", "reason", "learning_rate", "action"), r)) for r in rows]
+
+    def undo_training(self, iteration: int, sample_ids: list[str]) -> None:
+        """Forget an iteration's training: its train-stage mark, checkpoint row and the given (online) samples."""
+        self._require_transaction()
+        self._write("DELETE FROM stages WHERE iteration = ? AND stage = 'train'", (iteration,))
+        self._write("DELETE FROM checkpoints WHERE iteration = ?", (iteration,))
+        for sample_id in sample_ids:
+            self._write("DELETE FROM judgments WHERE sample_id = ?", (sample_id,))
+            self._write("DELETE FROM samples WHERE id = ?", (sample_id,))
 
     def counts(self) -> dict[str, int]:
         """Row count per table."""
