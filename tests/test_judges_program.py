@@ -235,3 +235,60 @@ def test_worker_script_does_not_import_torch(checks, tmp_path):
     """))
     [judgment] = ProgramJudge("imports:heavy").judge([item("x")])
     assert judgment.score == 10.0
+
+
+def _listener():
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    return server
+
+
+CONNECT = "import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).close()\n"
+
+
+def test_generated_code_runs_without_network_where_the_platform_allows_it():
+    from autodidact.judges.program_builtins import no_network_prefix, python_tests
+
+    server = _listener()
+    try:
+        code = "```python\n" + CONNECT.format(port=server.getsockname()[1]) + "```"
+        reached = python_tests("", code, "pass", timeout=10)
+    finally:
+        server.close()
+    if not no_network_prefix():
+        pytest.skip("this platform does not allow an empty network namespace (unshare --net)")
+    assert reached is False  # even loopback is unreachable from the namespace
+
+
+def test_verifier_processes_have_a_memory_limit_and_no_network(tmp_path, monkeypatch):
+    from autodidact.judges.program_builtins import no_network_prefix
+    from autodidact.judges.programmatic import ProgramJudge
+
+    (tmp_path / "hungry.py").write_text(
+        "import socket\n"
+        "def grab(prompt, response, reference, mb=0, port=0):\n"
+        "    if mb:\n"
+        "        bytearray(mb * 1024 * 1024)\n"
+        "    if port:\n"
+        "        socket.create_connection(('127.0.0.1', port), timeout=2).close()\n"
+        "    return True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    item = [JudgeItem("s", Prompt("p", "t", "train", [{"role": "user", "content": "q"}]), "r")]
+    assert ProgramJudge("hungry:grab", {"mb": 64}, memory_mb=512).judge(item)[0].score == 10.0
+    over = ProgramJudge("hungry:grab", {"mb": 1024}, memory_mb=256).judge(item)[0]
+    assert over.score is None and "MemoryError" in over.error
+    server = _listener()
+    try:
+        port = server.getsockname()[1]
+        allowed = ProgramJudge("hungry:grab", {"port": port}, network=True).judge(item)[0]
+        denied = ProgramJudge("hungry:grab", {"port": port}).judge(item)[0]
+    finally:
+        server.close()
+    assert allowed.score == 10.0
+    if not no_network_prefix():
+        pytest.skip("this platform does not allow an empty network namespace (unshare --net)")
+    assert denied.score is None and "Error" in denied.error

@@ -276,6 +276,14 @@ class JudgeConfig(Section):
         description="With method 'program': seconds one verifier call may take; it is then killed and "
         "that judgment fails.",
     )
+    program_memory_mb: int = Field(
+        2048, ge=0, description="With method 'program': address-space limit of each verifier process in MiB (0 = none)."
+    )
+    program_network: bool = Field(
+        False,
+        description="With method 'program': let verifier processes use the network. Off: they run in an empty "
+        "network namespace where the platform allows it (Linux `unshare --net`).",
+    )
     program_workers: int = Field(
         1, ge=1, le=64, description="With method 'program': verifier processes run in parallel."
     )

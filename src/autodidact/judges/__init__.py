@@ -67,7 +67,10 @@ def _verifier(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Ju
 def _program(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
     from autodidact.judges.programmatic import ProgramJudge
 
-    return ProgramJudge(config.program, config.program_args, config.program_timeout, config.program_workers)
+    return ProgramJudge(
+        config.program, config.program_args, config.program_timeout, config.program_workers,
+        memory_mb=config.program_memory_mb, network=config.program_network,
+    )
 
 
 def _pairwise(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:

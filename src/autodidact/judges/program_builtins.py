@@ -123,14 +123,37 @@ runpy.run_path(sys.argv[1], run_name="__main__")
 """
 
 
+_NO_NETWORK: list[str] | None = None
+
+
+def no_network_prefix() -> list[str]:
+    """`["unshare", "--net"]` where this platform lets us start a process in an empty network namespace, else [].
+
+    The child then has no network at all (not even loopback). Checked once per
+    process: `unshare` needs a Linux kernel that allows it for this user.
+    """
+    global _NO_NETWORK
+    if _NO_NETWORK is None:
+        _NO_NETWORK = []
+        if sys.platform.startswith("linux"):
+            try:
+                ok = subprocess.run(["unshare", "--net", "true"], capture_output=True, timeout=10).returncode == 0
+            except (OSError, subprocess.SubprocessError):
+                ok = False
+            if ok:
+                _NO_NETWORK = ["unshare", "--net"]
+    return list(_NO_NETWORK)
+
+
 def python_tests(prompt: str, response: str, reference: Any, timeout: float = 5.0, memory_mb: int = 512) -> bool:
     """The generated code followed by the reference test code exits with status 0.
 
     Runs `python -I` in a fresh temporary directory with a wall-time limit
     (`timeout` seconds; then it and every process it started are killed), a
     CPU-time limit and an address-space limit of `memory_mb`, set with
-    `resource.setrlimit` in the child. This bounds runaway code; it is not a
-    sandbox: the code runs as your user (use a container for untrusted models).
+    `resource.setrlimit` in the child, and no network where the platform
+    allows it (`no_network_prefix`). This bounds runaway code; it is not a
+    full sandbox: the code runs as your user (use a container for untrusted models).
     The code is the response's first ```python block, else the whole response.
     """
     if not isinstance(reference, str) or not reference.strip():
@@ -142,7 +165,7 @@ def python_tests(prompt: str, response: str, reference: Any, timeout: float = 5.
             f.write(source)
         limits = _LIMITS.format(memory=int(memory_mb), cpu=math.ceil(timeout) + 1)
         child = subprocess.Popen(
-            [sys.executable, "-I", "-c", limits, path],
+            [*no_network_prefix(), sys.executable, "-I", "-c", limits, path],
             cwd=tmp,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -227,6 +250,12 @@ def _as_value(value: Any) -> dict[str, Any]:
 
 def serve(spec: str, args: dict[str, Any]) -> None:
     """Answer verification requests from stdin until it closes."""
+    memory_mb = int(os.environ.get("AUTODIDACT_VERIFIER_MEMORY_MB", "0"))
+    if memory_mb > 0:  # before the user's module is imported: its imports count too
+        import resource
+
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the verifier's prints go to stderr, never into the channel
     sys.stdout = sys.stderr

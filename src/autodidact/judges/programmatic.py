@@ -34,7 +34,7 @@ from typing import Any
 
 from autodidact.errors import AutodidactError
 from autodidact.judges import JudgeItem, program_builtins
-from autodidact.judges.program_builtins import BUILTINS, load_program
+from autodidact.judges.program_builtins import BUILTINS, load_program, no_network_prefix
 from autodidact.progress import progress_bar
 from autodidact.records import Judgment
 
@@ -81,8 +81,10 @@ def _child_env() -> dict[str, str]:
 class _Worker:
     """One verifier process, fed one request at a time over a pipe."""
 
-    def __init__(self, program: str, args: Mapping[str, Any]):
-        self.argv = [sys.executable, WORKER_SCRIPT, program, json.dumps(dict(args))]
+    def __init__(self, program: str, args: Mapping[str, Any], memory_mb: int = 0, network: bool = True):
+        isolation = [] if network else no_network_prefix()
+        self.argv = [*isolation, sys.executable, WORKER_SCRIPT, program, json.dumps(dict(args))]
+        self.memory_mb = memory_mb
         self.proc: subprocess.Popen | None = None
         self.buffer = b""
         self.broken: str | None = None  # why the worker cannot start; reported for every item
@@ -92,7 +94,7 @@ class _Worker:
             self.argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=_child_env(),
+            env=_child_env() | {"AUTODIDACT_VERIFIER_MEMORY_MB": str(self.memory_mb)},
             start_new_session=True,  # its own process group: a kill reaches its children too
         )
         self.buffer = b""
@@ -191,13 +193,24 @@ class ProgramJudge:
         args: keyword arguments passed to every call (`judge.program_args`).
         timeout: seconds one call may take (`judge.program_timeout`).
         workers: verifier processes run in parallel (`judge.program_workers`).
+        memory_mb: address-space limit of each verifier process (`judge.program_memory_mb`; 0 = none).
+        network: whether verifier processes may use the network (`judge.program_network`); without it
+            they run in an empty network namespace where the platform allows it.
 
     `last_stats`: `program_timeouts`, how many calls of the last `judge()` were killed.
     """
 
     name = "program"
 
-    def __init__(self, program: str, args: Mapping[str, Any] | None = None, timeout: float = 10.0, workers: int = 1):
+    def __init__(
+        self,
+        program: str,
+        args: Mapping[str, Any] | None = None,
+        timeout: float = 10.0,
+        workers: int = 1,
+        memory_mb: int = 2048,
+        network: bool = False,
+    ):
         try:
             check_program(program, args, timeout)
         except ValueError as exc:
@@ -206,6 +219,7 @@ class ProgramJudge:
         self.args = dict(args or {})
         self.timeout = timeout
         self.workers = workers
+        self.memory_mb, self.network = memory_mb, network
         self.last_stats: dict[str, float] = {}
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
@@ -216,7 +230,7 @@ class ProgramJudge:
 
         def drain(advance) -> None:
             nonlocal timeouts
-            worker = _Worker(self.program, self.args)
+            worker = _Worker(self.program, self.args, self.memory_mb, self.network)
             try:
                 while True:
                     with lock:
