@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from rich.console import Console
 from sklearn.metrics import cohen_kappa_score
@@ -44,6 +50,31 @@ def build_run(run_dir: Path, items: list[ReviewItem], scores=SCORES, texts=None)
     with store.transaction():
         store.add_review_items(items)
     return store
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port in a thread; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def review_client(run_dir: Path, **kwargs) -> TestClient:
+    """A test client of the review app; it says Host 127.0.0.1, since a loopback page answers only to loopback."""
+    return TestClient(create_app(run_dir, **kwargs), base_url="http://127.0.0.1")
 
 
 def score_item(id: str, sample_id: str, judge_score: float, iteration: int = 1) -> ReviewItem:
@@ -272,7 +303,7 @@ def test_review_command_checks_the_run_directory_and_the_queue(tmp_path):
 def test_app_hides_judge_score_until_rated_and_stores_web_rating(tmp_path):
     store = build_run(tmp_path, [score_item("i1", "p0-s0", 7.25), score_item("i2", "p0-s1", 3.75)],
                       texts={"p0-s0": "<script>alert('x')</script> & more"})
-    client = TestClient(create_app(tmp_path, min_ratings=2))
+    client = review_client(tmp_path, min_ratings=2)
 
     page = client.get("/").text
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more" in page
@@ -303,7 +334,7 @@ def test_app_hides_judge_score_until_rated_and_stores_web_rating(tmp_path):
 
 def test_app_pair_page_skip_and_bad_requests(tmp_path):
     store = build_run(tmp_path, [pair_item("i1", "p1-s0", "p1-s1", 10, 4), pair_item("i2", "p2-s0", "p2-s1", 5, 1)])
-    client = TestClient(create_app(tmp_path))
+    client = review_client(tmp_path)
 
     page = client.get("/").text
     assert 'id="pick-first"' in page and 'id="pick-tie"' in page and "answer p1-s1" in page

@@ -8,17 +8,13 @@ Set AUTODIDACT_SCREENSHOT_DIR to save a screenshot of the page (for the docs).
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from autodidact.records import Rating
 from autodidact.review.app import create_app
-from test_review import build_run, pair_item, score_item
+from test_review import build_run, pair_item, score_item, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -41,19 +37,8 @@ def served(tmp_path):
     with store.transaction():
         for item_id, value in [("a", 3.0), ("b", 4.0), ("p", 0.0)]:
             store.rate(Rating(item_id, value, source="import"))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(tmp_path, min_ratings=2), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", store
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serving(create_app(tmp_path, min_ratings=2)) as url:
+        yield url, store
 
 
 def _screenshot(page, name: str) -> None:
@@ -97,3 +82,26 @@ def test_rating_in_the_page_lands_in_the_store_and_changes_agreement(served):
         ("a", 3.0, "import"), ("b", 4.0, "import"), ("c", 1.0, "web"), ("p", 0.0, "import"), ("q", 1.0, "web"),
     ]
     assert store.metric(1, "human_agreement") == -0.5 and store.metric(2, "human_kappa") == -1.0
+
+
+def test_a_token_page_is_opened_once_with_the_token_then_rated_by_cookie(tmp_path):
+    token = "browser-token-0123456789abcdef"
+    store = build_run(tmp_path, [score_item("a", "p0-s0", 2), score_item("b", "p0-s1", 5)])
+    with serving(create_app(tmp_path, token=token)) as url, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            assert page.goto(url).status == 401
+            assert page.goto(f"{url}/?token=wrong-token-0123456789").status == 403
+            page.goto(f"{url}/?item=b&token={token}")
+            assert page.url == f"{url}/?item=b"  # the token left the address bar (and the history)
+            assert page.evaluate("document.cookie") == ""  # HttpOnly: no script could read it
+            page.click("#score-7")
+            page.wait_for_url("**/?rated=b")
+            assert "the judge gave 5" in page.text_content("#last-rating")
+            other = context.new_page()  # another tab: the cookie still admits it
+            assert other.goto(f"{url}/api/status").status == 200
+        finally:
+            browser.close()
+    assert [(r.item_id, r.value, r.source) for r in store.ratings()] == [("b", 7.0, "web")]

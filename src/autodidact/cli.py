@@ -139,13 +139,21 @@ def review(
     import_file: Annotated[
         Optional[Path], typer.Option("--import", help="Import ratings from a CSV/JSONL file (item_id, rating).")
     ] = None,
-    host: Annotated[str, typer.Option(help="Address the web page listens on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address the web page listens on; any but loopback needs --token.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the web page.")] = 8765,
+    token: Annotated[
+        Optional[str],
+        typer.Option(envvar="AUTODIDACT_REVIEW_TOKEN", show_envvar=True,
+                     help="Token the page asks for (open /?token=TOKEN once); needed with a --host other than "
+                          "loopback. Prefer the environment variable: a command line is visible to other users."),
+    ] = None,
 ) -> None:
     """Human validation checkpoints: rate judged items so the judge's agreement with people is measured."""
     from autodidact.review import review_command
 
-    review_command(run_dir, terminal, import_file, host, port)
+    review_command(run_dir, terminal, import_file, host, port, token=token)
 
 
 @app.command()

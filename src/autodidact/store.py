@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -88,6 +89,9 @@ _SCHEMA = (
 )
 
 
+_SCHEMA_NAMES = frozenset(re.search(r"IF NOT EXISTS (\w+)", statement).group(1) for statement in _SCHEMA)
+
+
 def _real(value: float | None, what: str) -> float | None:
     """Check a float for a REAL column: None stays None (NULL), NaN is rejected."""
     if value is None:
@@ -109,6 +113,8 @@ class RunStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         try:
+            if self._schema_is_current():  # the usual open of an existing run: no write lock, no DDL
+                return
             with self.transaction():
                 for statement in _SCHEMA:
                     self._conn.execute(statement)
@@ -123,6 +129,11 @@ class RunStore:
         except BaseException:
             self._conn.close()
             raise
+
+    def _schema_is_current(self) -> bool:
+        """Whether every table and index of the schema exists and the stored version is SCHEMA_VERSION."""
+        names = {r[0] for r in self._all("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+        return _SCHEMA_NAMES <= names and self.get_meta("schema_version") == str(SCHEMA_VERSION)
 
     def close(self) -> None:
         """Close the connection (an open transaction is rolled back)."""

@@ -1,14 +1,16 @@
 """The review web page: a person rates queued items in a browser on this machine.
 
 One page, no JavaScript and nothing fetched from the network. Generated text is
-escaped by Jinja2's autoescape, and the judge's score of an item is shown only
-after the person has rated it, so it cannot anchor their rating.
+escaped by Jinja2's autoescape (and `guard` forbids scripts on every response),
+and the judge's score of an item is shown only after the person has rated it,
+so it cannot anchor their rating. Nothing is served from disk: the three routes
+read the run's store, and item ids are only looked up there.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import jinja2
 import uvicorn
@@ -17,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from autodidact.records import Rating, ReviewItem
 from autodidact.review.agreement import PAIR_LABELS, agreement, check_rating, update_agreement
+from autodidact.review.guard import ReviewGuard, check_serving
 from autodidact.review.rundir import open_store, store_path
 from autodidact.store import RunStore
 
@@ -65,17 +68,40 @@ def _current(pending: list[ReviewItem], wanted: str | None) -> tuple[ReviewItem 
     return pending[index], (after if len(pending) > 1 else None)
 
 
-def create_app(run_dir: Path, min_ratings: int = 5) -> FastAPI:
-    """The review app for the run in `run_dir`; AutodidactError if it is not a run directory."""
+def _known(store: RunStore, item_id: str) -> ReviewItem:
+    """The review item `item_id`, or a 404 (its id shortened: it came from the request)."""
+    try:
+        return store.review_item(item_id)
+    except KeyError:
+        raise HTTPException(404, f"unknown review item {item_id[:80]!r}") from None
+
+
+def create_app(run_dir: Path, min_ratings: int = 5, token: str | None = None) -> FastAPI:
+    """The review app for the run in `run_dir`.
+
+    Args:
+        run_dir: The run directory.
+        min_ratings: Ratings a checkpoint needs before its agreement counts.
+        token: The token every request must carry (see `guard`); None: loopback requests only.
+
+    Raises:
+        AutodidactError: `run_dir` is not a run directory, or the token is too weak.
+    """
     run_dir = Path(run_dir)
     store_path(run_dir)
+    if token is not None:
+        check_serving("127.0.0.1", token)
     app = FastAPI(title="AutoDidact review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(ReviewGuard, token=token)
 
     # A new store per request: uvicorn serves sync endpoints from a thread pool, and an
     # SQLite connection must stay in the thread that opened it.
     @app.get("/", response_class=HTMLResponse)
     def page(item: str | None = None, rated: str | None = None) -> str:
         with open_store(run_dir) as store:
+            for asked in (item, rated):
+                if asked is not None:
+                    _known(store, asked)
             pending = store.review_items(pending=True)
             current, skip_to = _current(pending, item)
             context = {"run": run_dir.resolve().name, "min_ratings": min_ratings, "pending": len(pending),
@@ -100,10 +126,7 @@ def create_app(run_dir: Path, min_ratings: int = 5) -> FastAPI:
         if origin and urlsplit(origin).netloc != request.headers.get("host"):
             raise HTTPException(403, "ratings are accepted only from the review page itself")
         with open_store(run_dir) as store:
-            try:
-                item = store.review_item(item_id)
-            except KeyError:
-                raise HTTPException(404, f"unknown review item {item_id!r}") from None
+            item = _known(store, item_id)
             try:
                 checked = check_rating(item, float(value))
             except ValueError as exc:
@@ -111,7 +134,7 @@ def create_app(run_dir: Path, min_ratings: int = 5) -> FastAPI:
             with store.transaction():
                 store.rate(Rating(item_id=item.id, value=checked, source="web"))
                 update_agreement(store, item.iteration, min_ratings)
-        return RedirectResponse(f"/?rated={item.id}", status_code=303)
+        return RedirectResponse(f"/?rated={quote(item.id, safe='')}", status_code=303)
 
     @app.get("/api/status")
     def status() -> dict:
@@ -122,6 +145,13 @@ def create_app(run_dir: Path, min_ratings: int = 5) -> FastAPI:
     return app
 
 
-def serve(run_dir: Path, host: str = "127.0.0.1", port: int = 8765, min_ratings: int = 5) -> None:
-    """Serve the review page until interrupted (Ctrl+C)."""
-    uvicorn.run(create_app(run_dir, min_ratings), host=host, port=port, access_log=False)
+def serve(run_dir: Path, host: str = "127.0.0.1", port: int = 8765, min_ratings: int = 5,
+          token: str | None = None) -> None:
+    """Serve the review page until interrupted (Ctrl+C); a host other than loopback needs `token`.
+
+    Raises:
+        AutodidactError: see `create_app`, or `host` is not loopback and `token` is None.
+    """
+    check_serving(host, token)
+    # No access log: a first visit's URL holds the token.
+    uvicorn.run(create_app(run_dir, min_ratings, token), host=host, port=port, access_log=False, server_header=False)

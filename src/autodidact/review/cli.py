@@ -8,6 +8,7 @@ from rich.console import Console
 
 from autodidact.errors import AutodidactError
 from autodidact.review.agreement import agreement
+from autodidact.review.guard import check_serving
 from autodidact.review.importer import import_ratings
 from autodidact.review.rundir import min_ratings_of, open_store
 from autodidact.review.terminal import review_in_terminal
@@ -15,14 +16,21 @@ from autodidact.review.terminal import review_in_terminal
 
 def review_command(
     run_dir: Path, terminal: bool = False, import_file: Path | None = None, host: str = "127.0.0.1",
-    port: int = 8765, console: Console | None = None,
+    port: int = 8765, console: Console | None = None, token: str | None = None,
 ) -> None:
     """Import ratings from `import_file`, or rate in the terminal, or serve the review page on host:port.
 
+    Args:
+        token: The token the page asks of every request; needed when `host` is not a loopback address.
+
     Raises:
-        AutodidactError: `run_dir` is not a run directory, or the run queued no review items.
+        AutodidactError: `run_dir` is not a run directory, the run queued no review items, or the page
+            would be served beyond loopback without a token (or with a weak one).
     """
     console = console or Console()
+    serving = not terminal and import_file is None
+    if serving:
+        check_serving(host, token)
     min_ratings = min_ratings_of(run_dir)
     with open_store(run_dir) as store:
         if not store.review_items():
@@ -41,7 +49,7 @@ def review_command(
         return
     from autodidact.review.app import serve  # FastAPI and uvicorn only when the page is served
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]warning: the review page has no login; anyone who can reach {host}:{port} can rate.")
-    console.print(f"review page: http://{host}:{port}/  (Ctrl+C to stop)")
-    serve(run_dir, host=host, port=port, min_ratings=min_ratings)
+    # The token is never printed: whoever reads the terminal or its log must not learn it.
+    first_visit = "?token=TOKEN (your token, once; a cookie keeps it)" if token else ""
+    console.print(f"review page: http://{host}:{port}/{first_visit}  (Ctrl+C to stop)", highlight=False)
+    serve(run_dir, host=host, port=port, min_ratings=min_ratings, token=token)
