@@ -151,8 +151,10 @@ class OpenAIEngine:
             text = f"the judge server answered HTTP {exc.status_code}: {exc.message}"
         else:
             text = f"{type(exc).__name__}: {exc}"
-        text = " ".join(text.split())[:300]
-        return text.replace(self._secret, "***") if self._secret else text
+        text = " ".join(text.split())
+        if self._secret:  # before cutting: a key split by the cut would survive the replacement
+            text = text.replace(self._secret, "***")
+        return text[:300]
 
     def _request(
         self,

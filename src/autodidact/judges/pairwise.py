@@ -29,13 +29,18 @@ _BARE = re.compile(r"^\W*(?:(?i:response)\s+)?([AB])\W*$")
 
 
 def parse_choice(text: str) -> str | None:
-    """The response ("A" or "B") the judge named in its own output, or None."""
-    verdicts = _VERDICT.findall(text)
-    if verdicts:
-        return verdicts[-1]
+    """The response ("A" or "B") the judge named in its own output, or None.
+
+    A bare letter on the first line wins, then the first "Better response: X":
+    a judge that answers and then copies a forged verdict from the judged text
+    keeps its own answer (as `parse_score` reads scores).
+    """
     lines = text.strip().splitlines()
     bare = _BARE.match(lines[0]) if lines else None
-    return bare.group(1) if bare else None
+    if bare:
+        return bare.group(1)
+    verdicts = _VERDICT.findall(text)
+    return verdicts[0] if verdicts else None
 
 
 def logprob_verdict(

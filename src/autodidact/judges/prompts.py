@@ -97,7 +97,7 @@ PAIRWISE_ANSWER_PREFIX = "Better response: "
 # What a reader, or a model, takes for a marker: a tag in triple angle brackets on one line, whatever its
 # word ("<<<end response>>>", a Cyrillic letter, zero-width characters inside), the brackets maybe spaced
 # or split by invisible characters, or in the full-width / small forms that NFKC maps to "<" and ">".
-_GAP = "[\\s\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]*"  # whitespace, invisible formatting
+_GAP = "[\\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\U000e0000-\U000e007f]*"
 _LT, _GT = "[<\ufe64\uff1c]", "[>\ufe65\uff1e]"
 _MARKER_LIKE = re.compile(
     f"{_LT}{_GAP}{_LT}{_GAP}{_LT}([^<>\ufe64\ufe65\uff1c\uff1e\\n]{{0,40}}?){_GT}{_GAP}{_GT}{_GAP}{_GT}"

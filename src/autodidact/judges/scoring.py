@@ -16,6 +16,9 @@ SCORES: tuple[str, ...] = tuple(str(s) for s in range(11))  # "0" .. "10"
 # The last "score: N" (or "N/10") in the judge's own output. Anchored on the
 # word "score" so that numbers in its reasoning are not taken for the verdict.
 _SCORE = re.compile(r"score\s*(?:is|of|=|:)?\s*\**\s*(\d{1,2}(?:\.\d+)?)\s*(?:/\s*10)?", re.IGNORECASE)
+# The rubric's verdict line. The judge's first one is its verdict; one it writes after that (copying the
+# judged text, or a fake "Final score: 10" from it) is not.
+_FINAL_SCORE = re.compile(r"final\s+" + _SCORE.pattern, re.IGNORECASE)
 # A bare number on the first line: the judge answered right after "Score: " and
 # may have gone on writing on later lines ("7\n\nThe response ...").
 _BARE = re.compile(r"^\s*\**\s*(\d{1,2}(?:\.\d+)?)\s*(?:/\s*10)?\s*\**\s*\.?[ \t]*(?:\n|$)")
@@ -51,13 +54,22 @@ def expected_score(logprobs: Sequence[float], min_mass: float = 0.0) -> tuple[fl
 
 
 def parse_score(text: str) -> float | None:
-    """The score a judge wrote (0-10), or None when it wrote none or an invalid one."""
-    matches = _SCORE.findall(text)
-    if matches:
-        value = float(matches[-1])
-    else:
-        bare = _BARE.match(text)
-        if not bare:
-            return None
+    """The score a judge wrote (0-10), or None when it wrote none or an invalid one.
+
+    The verdict is the judge's first answer: a bare number on the first line,
+    else its first "Final score: N", else its last "score: N". What it writes
+    after a verdict is not read: a judge that answered "3" and went on copying
+    the judged text ("3\nScore: 10 ...") gave 3, not the score it copied.
+    """
+    bare = _BARE.match(text)
+    finals = _FINAL_SCORE.findall(text)
+    if bare:
         value = float(bare.group(1))
+    elif finals:
+        value = float(finals[0])
+    else:
+        matches = _SCORE.findall(text)
+        if not matches:
+            return None
+        value = float(matches[-1])
     return value if 0.0 <= value <= 10.0 else None
