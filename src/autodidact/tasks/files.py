@@ -28,6 +28,7 @@ from autodidact.tasks.rows import (
     position_name,
     read_good_rows,
     row_id,
+    shown,
     split_heldout,
 )
 
@@ -38,6 +39,7 @@ VERIFIER_ALIASES = {"exact": "exact_match", "number": "number_match"}
 VERIFIER_NAMES = ("exact", "number", "regex", "json_keys", "python_tests")
 
 Verifier = Callable[..., Any]
+_NO_ROWS_FIX = "; fix these rows, or set prompt_field / messages_field to the column that holds the prompts."
 
 
 def resolve_verifier(spec: str) -> tuple[str, Verifier]:
@@ -52,14 +54,14 @@ def resolve_verifier(spec: str) -> tuple[str, Verifier]:
         return name, BUILTINS[name]
     if ":" not in spec:
         raise ValueError(
-            f"unknown verifier '{spec}'; choose one of {', '.join(VERIFIER_NAMES)}, "
+            f"unknown verifier {spec!r}; choose one of {', '.join(VERIFIER_NAMES)}, "
             f"or a dotted path 'pkg.mod:fn'.{close_match(spec, VERIFIER_NAMES + tuple(BUILTINS))}"
         )
     program = load_program(spec)
     try:
         inspect.signature(program).bind("prompt", "response", None)
     except TypeError as exc:
-        raise ValueError(f"verifier '{spec}' cannot be called as (prompt, response, reference): {exc}") from None
+        raise ValueError(f"verifier {spec!r} cannot be called as (prompt, response, reference): {exc}") from None
     except ValueError:  # no signature to inspect: the call will tell
         pass
     return spec, program
@@ -119,7 +121,7 @@ class FileTask:
             else:
                 errors.add(position, f"expected an object with fields, got {type(row).__name__}")
         if not records:
-            raise AutodidactError(errors.summary("no usable rows"))
+            raise AutodidactError(errors.summary("no usable rows") + _NO_ROWS_FIX)
         self._check_columns(records)
         self._verifier(cfg.verifier, "verifier")  # a typo in the default fails even when rows override it
 
@@ -133,12 +135,12 @@ class FileTask:
                 continue
             if row.id in first_seen:
                 where = f"{position_name(cfg.path)} {first_seen[row.id]}"
-                errors.add(position, f"duplicate id '{row.id}' (first at {where})")
+                errors.add(position, f"duplicate id {row.id!r} (first at {where})")
                 continue
             first_seen[row.id] = position
             rows.append(row)
         if not rows:
-            raise AutodidactError(errors.summary("no usable rows"))
+            raise AutodidactError(errors.summary("no usable rows") + _NO_ROWS_FIX)
         if errors.skipped:
             logger.warning(errors.summary(f"skipped {len(errors.skipped)} bad row(s)"))
 
@@ -183,8 +185,8 @@ class FileTask:
         for key, column in wanted.items():
             if column not in columns:
                 raise AutodidactError(
-                    f"source '{self.name}': {cfg.path} has no column '{column}' (set by {key}); "
-                    f"its columns are: {', '.join(sorted(columns))}.{close_match(column, columns)}"
+                    f"source '{self.name}': {cfg.path} has no column {column!r} (set by {key}); "
+                    f"its columns are: {', '.join(map(shown, sorted(columns)))}.{close_match(column, columns)}"
                 )
 
     def _row(self, position: int, record: dict[str, Any]) -> _Row:

@@ -80,12 +80,15 @@ class LogsTask:
                 errors.add(position, str(exc))
                 continue
             if ident in first_seen:
-                errors.add(position, f"duplicate id '{ident}' (first at line {first_seen[ident]})")
+                errors.add(position, f"duplicate id {ident!r} (first at line {first_seen[ident]})")
                 continue
             first_seen[ident] = position
             prompts.append((ident, messages, deployed))
         if not prompts:
-            raise AutodidactError(errors.summary("no usable conversations"))
+            raise AutodidactError(
+                errors.summary("no usable conversations")
+                + '; fix these lines: each is {"messages": [{role, content}, ...]} with at least one user message.'
+            )
         if errors.skipped:
             logger.warning(errors.summary(f"skipped {len(errors.skipped)} bad line(s)"))
         train, heldout = split_heldout(prompts, lambda p: json.dumps(p[1]), cfg.heldout_ratio, seed)

@@ -29,6 +29,9 @@ SUPPORTED = (".jsonl", ".csv", ".parquet")
 ROLES = ("system", "user", "assistant")
 _BOM = b"\xef\xbb\xbf"
 _SHOWN_ERRORS = 3  # bad rows quoted in the refusal message; the rest are counted
+# A longer .jsonl/.csv line is a bad row, read in bounded pieces and never kept: no prompt needs a
+# megabyte, and a 10 MB one would take gigabytes once tokenized and generated from.
+MAX_LINE_BYTES = 1 << 20
 
 T = TypeVar("T")
 
@@ -70,7 +73,7 @@ def read_rows(path: str, split: str = "train") -> Iterator[tuple[int, Any]]:
             "or a directory saved with datasets' save_to_disk."
         )
     if os.path.getsize(path) == 0:
-        raise AutodidactError(f"{path}: the file is empty.")
+        raise AutodidactError(f"{path}: the file is empty; add rows to it or fix the source's path.")
     reader = {".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}[extension]
     return reader(path)
 
@@ -82,16 +85,35 @@ def _decode(raw: bytes) -> str | BadRow:
         return BadRow(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8")
 
 
-def _lines(path: str) -> Iterator[tuple[int, bytes]]:
+def _too_long(size: int) -> BadRow:
+    return BadRow(
+        f"the line is {size / (1 << 20):.1f} MB, over the {MAX_LINE_BYTES >> 20} MB limit for one row; "
+        "shorten it or split it into several rows"
+    )
+
+
+def _lines(path: str) -> Iterator[tuple[int, bytes | BadRow]]:
     # Binary lines, decoded one by one by the callers, so a non-UTF-8 byte costs its line, not the file.
     with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
+        number = 0
+        while raw := f.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_LINE_BYTES:
+                size = len(raw)
+                while not raw.endswith(b"\n") and (raw := f.readline(MAX_LINE_BYTES)):
+                    size += len(raw)  # the rest of the line, skipped without holding it
+                yield number, _too_long(size)
+                continue
             yield number, raw.removeprefix(_BOM) if number == 1 else raw
 
 
 def _read_jsonl(path: str) -> Iterator[tuple[int, Any]]:
     found = False
     for number, raw in _lines(path):
+        if isinstance(raw, BadRow):
+            found = True
+            yield number, raw
+            continue
         if not raw.strip():
             continue  # blank lines (a trailing newline, a spacer) are not rows
         found = True
@@ -100,18 +122,49 @@ def _read_jsonl(path: str) -> Iterator[tuple[int, Any]]:
             yield number, text
             continue
         try:
-            yield number, json.loads(text.rstrip("\r\n"))  # without the newline, errors point into the line
+            row = json.loads(text.rstrip("\r\n"))  # without the newline, errors point into the line
+            # UTF-8 text holds no lone surrogates, but a JSON escape can write one ("\ud800"); the tokenizer
+            # and the store would fail on it mid-run, so the row is refused here.
+            if "\\u" in text and _has_lone_surrogate(row):
+                row = _SURROGATE_ROW
         except json.JSONDecodeError as exc:
-            yield number, BadRow(f"not valid JSON ({exc.msg} at column {exc.colno})")
+            row = BadRow(f"not valid JSON ({exc.msg} at column {exc.colno})")
+        except ValueError as exc:  # a number with more than 4300 digits
+            row = BadRow(f"not readable JSON ({str(exc).split(';')[0]})")
+        except RecursionError:
+            row = BadRow("JSON nested too deeply to read; flatten the row")
+        yield number, row
     if not found:
-        raise AutodidactError(f"{path}: the file is empty (no JSON lines).")
+        raise AutodidactError(f"{path}: the file is empty (no JSON lines); add one JSON object per line.")
+
+
+_SURROGATE_ROW = BadRow("holds a lone surrogate escape such as \\ud800, which is not text; fix or remove it")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 def _read_csv(path: str) -> Iterator[tuple[int, Any]]:
     undecodable: set[int] = set()
+    too_long: dict[int, BadRow] = {}
 
     def text_lines() -> Iterator[str]:
         for number, raw in _lines(path):
+            if isinstance(raw, BadRow):
+                too_long[number] = raw
+                yield "\n"  # an empty line in its place; the row that spans it is reported below
+                continue
             text = _decode(raw)
             if isinstance(text, BadRow):
                 undecodable.add(number)
@@ -120,8 +173,12 @@ def _read_csv(path: str) -> Iterator[tuple[int, Any]]:
 
     reader = csv.reader(text_lines())
     header = next(reader, None)
+    if 1 in too_long:
+        raise AutodidactError(f"{path} line 1 (the header): {too_long[1].reason}.")
     if not header or not any(name.strip() for name in header):
-        raise AutodidactError(f"{path}: the file is empty (no header line).")
+        raise AutodidactError(
+            f"{path}: the file is empty (no header line); add a header naming the columns, then one row per prompt."
+        )
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
         raise AutodidactError(f"{path}: the header repeats column(s) {', '.join(duplicated)}; name each column once.")
@@ -134,17 +191,22 @@ def _read_csv(path: str) -> Iterator[tuple[int, Any]]:
             break
         except csv.Error as exc:
             raise AutodidactError(f"{path} line {start}: cannot parse CSV ({exc}).") from None
+        spanned = range(start, reader.line_num + 1)
+        if any(number in too_long for number in spanned):
+            found = True
+            yield start, next(too_long[number] for number in spanned if number in too_long)
+            continue
         if not fields:
             continue  # a blank line
         found = True
-        if undecodable & set(range(start, reader.line_num + 1)):
+        if undecodable & set(spanned):
             yield start, BadRow("not UTF-8 text; save the file as UTF-8")
         elif len(fields) != len(header):
             yield start, BadRow(f"has {len(fields)} fields but the header has {len(header)}")
         else:
             yield start, dict(zip(header, fields, strict=True))
     if not found:
-        raise AutodidactError(f"{path}: the file has a header but no rows.")
+        raise AutodidactError(f"{path}: the file has a header but no rows; add one row per prompt under it.")
 
 
 def _read_parquet(path: str) -> Iterator[tuple[int, Any]]:
@@ -154,7 +216,11 @@ def _read_parquet(path: str) -> Iterator[tuple[int, Any]]:
     try:
         table = pq.ParquetFile(path)
     except pyarrow.ArrowException as exc:
-        raise AutodidactError(f"{path}: not a readable Parquet file ({exc}).") from None
+        reason = str(exc).strip().splitlines()[0].rstrip(". ") if str(exc).strip() else type(exc).__name__
+        raise AutodidactError(
+            f"{path}: not a readable Parquet file ({reason}); check that it was written completely, "
+            "or use a .jsonl or .csv file."
+        ) from None
     if table.metadata.num_rows == 0:
         raise AutodidactError(f"{path}: the file has no rows.")
     number = 0
@@ -258,8 +324,10 @@ def chat_messages(value: Any) -> list[Message]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             raise ValueError("messages must be a list of {role, content}; got text that is not JSON") from None
+        if _has_lone_surrogate(value):
+            raise ValueError(_SURROGATE_ROW.reason)
     if not isinstance(value, list) or not value:
         raise ValueError(f"messages must be a non-empty list of {{role, content}}; got {_kind(value)}")
     messages: list[Message] = []
@@ -339,4 +407,10 @@ def split_heldout(items: Sequence[T], key: Callable[[T], str], ratio: float, see
 def close_match(name: str, known: Iterable[str]) -> str:
     """' Did you mean 'x'?' for the closest known name, or ''."""
     close = difflib.get_close_matches(name, list(known), n=1)
-    return f" Did you mean '{close[0]}'?" if close else ""
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def shown(name: str) -> str:
+    """A name from the user's data as written, or its repr when it holds a line break or another unprintable
+    character: an error message stays on one line."""
+    return name if name.isprintable() else repr(name)
