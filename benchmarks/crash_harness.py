@@ -123,29 +123,29 @@ class Point:
 
 
 def plan_points(n: int, seed: int) -> list[Point]:
-    """`n` kill points, stratified: every stage kind and every hooked window first, then the timed strata."""
+    """`n` kill points, stratified so that every stage is hit, fast ones included.
+
+    In order: one timed kill per stage kind (a random iteration of it), one
+    `before-commit` per stage kind (a stage of 20 ms is hard to hit by time,
+    its uncommitted end is not), every checkpoint window and `config-written`,
+    then the remaining timed strata; past those, timed kills at new fractions.
+    """
     rng = random.Random(seed)
     frac = lambda: round(rng.uniform(0.05, 0.95), 3)  # noqa: E731
     timed = [Kill("startup", fraction=frac())] + [Kill("stage", it, s, frac()) for it, s in STAGE_ORDER]
-    hooks = [Kill("hook", hook=f"{h}:{rng.choice(range(1, ITERATIONS + 1))}") for h in CHECKPOINT_HOOKS]
-    it, stage = rng.choice(STAGE_ORDER)
-    hooks += [Kill("hook", hook=f"before-commit:{it}:{stage}"), Kill("hook", hook="config-written")]
-    # First one timed kill per stage kind (a random iteration of it), then every hook, then the rest.
-    first: list[Kill] = []
-    for kind in ("startup", *STAGES):
-        options = [k for k in timed if (k.stage or "startup") == kind]
-        first.append(rng.choice(options))
+    first = [rng.choice([k for k in timed if (k.stage or "startup") == kind]) for kind in ("startup", *STAGES)]
+    commits = []
+    for kind in STAGES:
+        it = rng.choice([it for it, s in STAGE_ORDER if s == kind])
+        commits.append(Kill("hook", hook=f"before-commit:{it}:{kind}"))
+    windows = [Kill("hook", hook=f"{h}:{rng.choice(range(1, ITERATIONS + 1))}") for h in CHECKPOINT_HOOKS]
     rest = [k for k in timed if k not in first]
     rng.shuffle(rest)
-    ordered = first + hooks + rest
-    while len(ordered) < n:  # more points than strata: more timed kills, at new fractions
+    ordered = first + commits + windows + [Kill("hook", hook="config-written")] + rest
+    while len(ordered) < n:
         k = rng.choice(timed)
         ordered.append(Kill(k.kind, k.iteration, k.stage, frac()))
-    points = []
-    for i, kill in enumerate(ordered[:n]):
-        again = rng.random() < 1 / 3
-        points.append(Point(i, kill, frac() if again else None))
-    return points
+    return [Point(i, kill, frac() if rng.random() < 1 / 3 else None) for i, kill in enumerate(ordered[:n])]
 
 
 # --- one child process ---------------------------------------------------------------
