@@ -2,8 +2,8 @@
 
 Whatever the input, the only exception a parser may raise is `AutodidactError` (the CLI turns it into
 one line and exit code 2); anything else is a traceback for the user. Each property also checks what a
-good input gives back. Known gaps are strict xfails naming the change that closes them, with the
-failing input as an explicit example so they fail every time, not only when Hypothesis finds them.
+good input gives back. Inputs that once broke a parser are explicit examples, so they are tried
+every time, not only when Hypothesis finds them.
 """
 
 from __future__ import annotations
@@ -75,11 +75,6 @@ def test_parse_overrides_raises_only_autodidact_error(items):
     assert isinstance(parsed, dict)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py parse_overrides catches only yaml.YAMLError; PyYAML also raises ValueError (an impossible "
-    "date, '!!float abc', a 5000-digit int) and RecursionError (deep brackets); catch those too and keep the text",
-)
 @given(st.lists(st.builds(lambda key, value: f"{key}={value}", dotted_keys, unconstructable_yaml), max_size=3))
 @example(["seed=2020-13-45"])
 @example(["tasks.names=" + "[" * 2000])
@@ -186,7 +181,7 @@ def test_validate_config_raises_only_a_one_line_autodidact_error(data):
     except AutodidactError as err:
         message = str(err)
         assert message.startswith("config: ") and message.strip()
-        if not has_line_break(data):  # names with line breaks: the xfail below
+        if not has_line_break(data):  # names with line breaks: the test below
             assert len(message.splitlines()) == 1, message
         event("refused")
         return
@@ -194,11 +189,6 @@ def test_validate_config_raises_only_a_one_line_autodidact_error(data):
     assert isinstance(config, RunConfig)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py _format_error writes an unknown key as '{field}' and errors.py unknown_name() a name as "
-    "'{name}', so a key or a judge/task name holding a line break gives a multi-line error; quote them with !r",
-)
 @given(config_dicts.filter(has_line_break))
 @example({"\n": None})
 @example({"judge": {"method": "dir\nect"}})

@@ -110,7 +110,7 @@ def test_read_rows_empty_fixture_file() -> None:
 
 
 def test_read_rows_missing_path_is_an_error_at_call_time() -> None:
-    with pytest.raises(AutodidactError, match=r"nope\.jsonl: no such file or directory\.$"):
+    with pytest.raises(AutodidactError, match=r"nope\.jsonl: no such file or directory; fix the path"):
         read_rows(str(DATA / "nope.jsonl"))
 
 

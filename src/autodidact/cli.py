@@ -211,13 +211,31 @@ def main() -> None:
     """Entry point: user errors print one line and exit 2, with no traceback."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        app()
-    except AutodidactError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # standalone_mode=False: usage errors are raised instead of printed as
+        # typer's multi-line usage box, so they get the same one-line form as ours.
+        code = app(prog_name="autodidact", standalone_mode=False)
+    except typer.TyperException as exc:  # click's usage errors, as vendored by typer
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help is printed already
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "autodidact"
+        _print_error(f"{exc.format_message().rstrip('.')}; check `{where} --help`.")
         sys.exit(2)
-    except KeyboardInterrupt:
+    except AutodidactError as exc:
+        _print_error(str(exc))
+        sys.exit(2)
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
+    if code == 130:  # typer turns Ctrl-C into exit code 130
         err.print("interrupted; continue with `autodidact resume RUN_DIR`")
-        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _print_error(message: str) -> None:
+    from rich.markup import escape
+
+    # escape(): the message quotes user text, and '[/b]' in it must print, not raise a MarkupError.
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

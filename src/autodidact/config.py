@@ -19,7 +19,8 @@ from autodidact.errors import AutodidactError, unknown_name
 class Section(BaseModel):
     # Unknown keys are errors, not silently ignored: a typo must not run a
     # different experiment than the one the user meant.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and nan pass a one-sided bound (epochs: .inf is > 0), so they are refused everywhere.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ModelConfig(Section):
@@ -621,6 +622,15 @@ class RunConfig(Section):
             )
         return self
 
+    @field_validator("name")
+    @classmethod
+    def _name_stays_inside_output_dir(cls, name: str | None) -> str | None:
+        # The run directory is output_dir/name: '..' or a '/' would put it (and what
+        # a failed start deletes) outside output_dir.
+        if name is not None and (name in ("", ".", "..") or not all(c.isalnum() or c in "-_." for c in name)):
+            raise ValueError("use letters, digits, '-', '_' and '.' only (not '.' or '..')")
+        return name
+
     def run_dir(self) -> Path:
         if self.name is None:
             raise AutodidactError("config: name is not set; call `with_default_name()` first.")
@@ -636,7 +646,7 @@ def _format_error(err: ValidationError) -> str:
         return f"config: {first['msg'].removeprefix('Value error, ')}."
     field = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
-        return f"config: unknown key '{field}'. Remove it or check the spelling (see `autodidact init`)."
+        return f"config: unknown key {field!r}. Remove it or check the spelling (see `autodidact init`)."
     got = first.get("input")
     got_text = "" if isinstance(got, dict) else f" (got {got!r})"
     msg = first["msg"].removeprefix("Value error, ")
@@ -663,7 +673,9 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
             raise AutodidactError(f"--set '{item}': expected key=value, e.g. --set stopping.max_iterations=2.")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, RecursionError):
+            # PyYAML raises ValueError for an impossible date and RecursionError for deep
+            # nesting; like a syntax error, the text is kept as a plain string.
             value = raw
         _set_path(data, key.strip(), value)
     return data
@@ -687,13 +699,24 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise AutodidactError(f"config file '{path}' not found. Create one with `autodidact init {path}`.")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise AutodidactError(
+                f"config file '{path}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+                f"{exc.start}); save it as UTF-8."
+            ) from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:
+            # ValueError: a value PyYAML cannot construct (2020-13-45); RecursionError: deep nesting.
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             where = f" line {line + 1}" if line is not None else ""
             raise AutodidactError(f"config file '{path}'{where} is not valid YAML. Fix its syntax.") from None
         if not isinstance(data, dict):
-            raise AutodidactError(f"config file '{path}' must be a mapping of sections (model:, tasks:, ...).")
+            raise AutodidactError(
+                f"config file '{path}' must be a mapping of sections (model:, tasks:, ...); "
+                "start from the example `autodidact init` writes."
+            )
     data = _deep_merge(data, parse_overrides(overrides or []))
     return validate_config(data)
 

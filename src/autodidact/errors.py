@@ -21,4 +21,5 @@ def unknown_name(kind: str, name: str, known: Iterable[str], field: str | None =
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     where = f"{field}: " if field else ""
-    return AutodidactError(f"{where}unknown {kind} '{name}'. Choose one of: {', '.join(known)}.{hint}")
+    # !r: a name holding a line break must not split the one-line error.
+    return AutodidactError(f"{where}unknown {kind} {name!r}. Choose one of: {', '.join(known)}.{hint}")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from autodidact.config import JudgeConfig
 from autodidact.engines import TransformersEngine
+from autodidact.errors import AutodidactError
 from autodidact.evaluation import evaluate_heldout, heldout_judge
 from autodidact.judges import build_judge
 from autodidact.tasks import TASKS, get_task
@@ -36,6 +37,8 @@ def evaluate_model(
     To match a run's own evaluation, pass its seed, `tasks.heldout_size`, `evaluation.max_new_tokens`
     and `model.dtype`.
     """
+    if heldout_size < 1:  # checked before the model loads, not after
+        raise AutodidactError(f"--heldout-size must be at least 1, got {heldout_size}; give a positive number.")
     names = tasks or list(TASKS)
     task_objs = {name: get_task(name) for name in names}
     judge_config = None if judge == "none" else JudgeConfig(method=judge)  # validates the name before loading

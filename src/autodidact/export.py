@@ -62,7 +62,7 @@ def pick_checkpoint(run_dir: Path, store: RunStore, iteration: str = "best") -> 
                 f"Export a trained one with --iteration N (have: {listing})."
             )
         if best is None:
-            why = "has no checkpoint yet"
+            why = "has no checkpoint yet; continue it with `autodidact resume` to train one"
             if have:
                 why = "has not evaluated its checkpoints yet; use --iteration last or N"
             raise AutodidactError(f"{run_dir}: the run {why}.")

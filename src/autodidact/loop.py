@@ -547,7 +547,8 @@ def run(config: RunConfig | dict | str | Path) -> RunResult:
             "or choose another name (--set name=...)."
         )
     policy = load_policy(config, None)  # before writing anything: a bad model must leave no trace
-    created = not run_dir.exists()
+    # The topmost folder this start creates (output_dir itself may be new): a failed start removes it.
+    created = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / (CONFIG_FILE + ".tmp")
     tmp.write_text(to_yaml(config), encoding="utf-8")
@@ -558,8 +559,8 @@ def run(config: RunConfig | dict | str | Path) -> RunResult:
             loop.prepare()
         except AutodidactError:
             store.close()
-            if created:
-                shutil.rmtree(run_dir, ignore_errors=True)
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
             else:
                 for name in (CONFIG_FILE, STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm"):
                     (run_dir / name).unlink(missing_ok=True)

@@ -109,10 +109,10 @@ class RunStore:
         self.path = Path(path)
         self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
         self._depth = 0
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
         try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
             if self._schema_is_current():  # the usual open of an existing run: no write lock, no DDL
                 return
             with self.transaction():
@@ -126,6 +126,13 @@ class RunStore:
                         f"{self.path}: store schema version {version}, this autodidact expects "
                         f"{SCHEMA_VERSION}; start a new run directory."
                     )
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+            self._conn.close()
+            if isinstance(exc, sqlite3.OperationalError):  # locked, read-only, ...: not the file's fault
+                raise
+            raise AutodidactError(
+                f"{self.path}: not a readable run store ({exc}); start a new run directory."
+            ) from None
         except BaseException:
             self._conn.close()
             raise

@@ -258,7 +258,9 @@ def _read_dataset_dir(path: str, split: str) -> Iterator[tuple[int, Any]]:
 def _read_hub(name: str, split: str) -> Iterator[tuple[int, Any]]:
     # A name with a file extension or a path prefix was meant as a file: say so, not what the hub answered.
     if os.path.splitext(name)[1].lower() in SUPPORTED or name.startswith(("/", ".", "~")):
-        raise AutodidactError(f"{name}: no such file or directory.")
+        raise AutodidactError(
+            f"{name}: no such file or directory; fix the path (a relative path starts at the working directory)."
+        )
     import datasets
 
     try:

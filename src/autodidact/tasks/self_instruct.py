@@ -123,7 +123,7 @@ class SelfInstructTask:
                 f"{where} does not exist; fix the path (relative paths start at the working directory)."
             ) from exc
         except (OSError, UnicodeDecodeError) as exc:
-            raise AutodidactError(f"{where} could not be read as UTF-8 text: {exc}") from exc
+            raise AutodidactError(f"{where} could not be read as UTF-8 text: {exc}; save it as UTF-8.") from exc
         lines = [line.strip() for line in lines if line.strip()]
         if path.suffix == ".txt":
             return lines
