@@ -1,7 +1,7 @@
 """Crash consistency: SIGKILL a tiny run at many points in every stage, resume it, compare with an unkilled run.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/crash_harness.py [--points 24] [--seed 0] \\
-        [--out bench-results/crash.json] [--work DIR] [--fix-lora-seed]
+        [--out bench-results/crash.json] [--work DIR]
 
 One uninterrupted reference run (a tiny random llama, fp32 on the CPU, 2
 iterations) gives the stage timeline and the expected store. Then, for each
@@ -18,6 +18,7 @@ Kill points are stratified so that every stage gets some:
   one stage of one iteration: the child reports when the stage starts and the
   kill comes a seeded fraction of the reference stage's duration later;
 - hooked, for windows too short to hit by time (the child kills itself):
+  `train-step:IT` (in the first optimizer step of IT's training),
   `ckpt-torn:IT` (the adapter file half written), `ckpt-partial:IT` (adapter
   written, tokenizer not), `ckpt-renamed:IT` (checkpoint renamed into place,
   store not committed), `before-commit:IT:STAGE` (a stage's rows inserted,
@@ -25,8 +26,6 @@ Kill points are stratified so that every stage gets some:
 
 The child processes are this script with `--child`; they report stage starts
 and every checkpoint file they load on a pipe (`--marker-fd`).
-`--fix-lora-seed` applies the proposed seeding of the LoRA initialisation in
-the children (see the report's determinism note) to check that it suffices.
 """
 
 from __future__ import annotations
@@ -105,7 +104,7 @@ class Kill:
     iteration: int | None = None
     stage: str | None = None
     fraction: float = 0.0  # of the reference duration of the startup or stage
-    hook: str | None = None  # e.g. "ckpt-torn:1", "before-commit:2:judge", "config-written"
+    hook: str | None = None  # e.g. "train-step:2", "ckpt-torn:1", "before-commit:2:judge", "config-written"
 
     def label(self) -> str:
         if self.kind == "hook":
@@ -166,19 +165,17 @@ class Attempt:
     error: str | None = None  # the end of its output when it failed on its own (not killed)
 
 
-def launch(mode: str, target: str, kill: Kill | None, work: Path, reference: dict | None, fix_lora_seed: int | None,
-           timeout: float) -> Attempt:
+def launch(mode: str, target: str, kill: Kill | None, work: Path, reference: dict | None, timeout: float) -> Attempt:
     """Run one child; SIGKILL it at `kill` (timed kills are timed here, hooked ones by the child)."""
     read_fd, write_fd = os.pipe()
     command = [sys.executable, str(HARNESS), "--child", mode, target, "--marker-fd", str(write_fd)]
     if kill is not None and kill.kind == "hook":
         command += ["--hook", kill.hook]
-    if fix_lora_seed is not None:
-        command += ["--child-lora-seed", str(fix_lora_seed)]
     log = open(work / f"child-{time.monotonic_ns()}.log", "wb")
     start = time.monotonic()
-    proc = subprocess.Popen(command, pass_fds=(write_fd,), stdout=log, stderr=subprocess.STDOUT, env=child_env(),
-                            cwd=ROOT)
+    proc = subprocess.Popen(
+        command, pass_fds=(write_fd,), stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=ROOT
+    )
     os.close(write_fd)
     attempt = Attempt(mode, kill.label() if kill else None)
     deadline = None
@@ -325,8 +322,9 @@ def snapshot(run_dir: Path) -> dict:
         metrics = q("SELECT iteration, name, task, value FROM metrics ORDER BY iteration, name, task")
         checkpoint_rows = q("SELECT iteration, path, is_best FROM checkpoints ORDER BY iteration")
         content = {t: sorted(map(repr, q(f"SELECT * FROM {t}"))) for t in tables if t not in ("stages", "checkpoints")}
-        content["stages"] = sorted(repr((it, s, _strip_seconds(info))) for it, s, info in
-                                   q("SELECT iteration, stage, info FROM stages"))
+        content["stages"] = sorted(
+            repr((it, s, _strip_seconds(info))) for it, s, info in q("SELECT iteration, stage, info FROM stages")
+        )
         content["checkpoints"] = [repr((it, Path(p).name, best)) for it, p, best in checkpoint_rows]
     return {
         "counts": counts,
@@ -360,8 +358,11 @@ def compare(reference: dict, got: dict) -> list[str]:
     if got["metrics"] != reference["metrics"]:
         expected = {tuple(row[:3]): row[3] for row in reference["metrics"]}
         values = {tuple(row[:3]): row[3] for row in got["metrics"]}
-        differ = {k: (expected.get(k), values.get(k)) for k in expected.keys() | values.keys()
-                  if expected.get(k, "absent") != values.get(k, "absent")}
+        differ = {
+            k: (expected.get(k), values.get(k))
+            for k in expected.keys() | values.keys()
+            if expected.get(k, "absent") != values.get(k, "absent")
+        }
         example = dict(sorted(differ.items())[:2])
         problems.append(f"metrics: {len(differ)} of {len(expected)} differ (reference, got), e.g. {example}")
     content = [t for t, h in got["content"].items() if reference["content"].get(t) != h]
@@ -382,18 +383,22 @@ def codes(problems: list[str]) -> str:
 # --- the harness ------------------------------------------------------------------------------
 
 
-def reference_run(model_dir: str, work: Path, seed: int, fix_lora_seed: int | None) -> dict:
+def reference_run(model_dir: str, work: Path, seed: int) -> dict:
     """The uninterrupted run: its timeline (stage starts and ends after launch), durations and snapshot."""
     config = work / "reference.json"
     config.write_text(json.dumps(tiny_run_config(model_dir, work / "runs", "reference", seed)))
     launched = time.time()
-    attempt = launch("run", str(config), None, work, None, fix_lora_seed, timeout=600)
+    attempt = launch("run", str(config), None, work, None, timeout=600)
     run_dir = work / "runs" / "reference"
     with sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True) as conn:
         rows = conn.execute("SELECT iteration, stage, seconds, finished_at FROM stages ORDER BY rowid").fetchall()
     timeline = [
-        {"stage": f"{it}:{s}", "start_s": attempt.starts.get(f"{it}:{s}"), "end_s": round(end - launched, 3),
-         "seconds": round(sec, 3)}
+        {
+            "stage": f"{it}:{s}",
+            "start_s": attempt.starts.get(f"{it}:{s}"),
+            "end_s": round(end - launched, 3),
+            "seconds": round(sec, 3),
+        }
         for it, s, sec, end in rows
     ]
     return {
@@ -406,8 +411,7 @@ def reference_run(model_dir: str, work: Path, seed: int, fix_lora_seed: int | No
     }
 
 
-def run_point(point: Point, model_dir: str, work: Path, reference: dict, seed: int, fix_lora_seed: int | None,
-              max_attempts: int = 6) -> dict:
+def run_point(point: Point, model_dir: str, work: Path, reference: dict, seed: int, max_attempts: int = 6) -> dict:
     """Start, kill, resume until finished; then compare with the reference."""
     name = f"p{point.index:02d}"
     config = work / f"{name}.json"
@@ -421,7 +425,7 @@ def run_point(point: Point, model_dir: str, work: Path, reference: dict, seed: i
         # As a user would: `resume` once config.yaml is there (run refuses such a directory), else `run` again.
         has_config, has_store = (run_dir / "config.yaml").is_file(), (run_dir / "run.sqlite").is_file()
         mode, target = ("resume", str(run_dir)) if has_config else ("run", str(config))
-        attempt = launch(mode, target, kill, work, reference, fix_lora_seed, timeout)
+        attempt = launch(mode, target, kill, work, reference, timeout)
         attempts.append(attempt)
         for load in attempt.loads:
             iteration = Path(load["path"]).parent.name.removeprefix("iter-")
@@ -516,15 +520,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill points and of the runs")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "crash.json")
     parser.add_argument("--work", type=Path, default=None, help="keep the run directories here (default: a temp dir)")
-    parser.add_argument("--fix-lora-seed", action="store_true",
-                        help="seed the LoRA initialisation in the children (the proposed fix) and check it suffices")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "TARGET"), help=argparse.SUPPRESS)
     parser.add_argument("--marker-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--hook", help=argparse.SUPPRESS)
-    parser.add_argument("--child-lora-seed", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(*args.child, args.marker_fd, args.hook, args.child_lora_seed)
+        return child(*args.child, args.marker_fd, args.hook)
 
     from rich.console import Console
     from rich.table import Table
@@ -533,15 +534,16 @@ def main() -> None:
     start = time.perf_counter()
     work = args.work or Path(tempfile.mkdtemp(prefix="crash-harness-"))
     work.mkdir(parents=True, exist_ok=True)
-    fix = args.seed if args.fix_lora_seed else None
     model_dir = build_tiny_model(work / "tiny-llama")
-    reference = reference_run(model_dir, work, args.seed, fix)
-    console.print(f"reference run: {reference['wall_s']:.1f} s, startup {reference['startup_s']:.1f} s; stages (s): "
-                  + ", ".join(f"{r['stage']} {r['seconds']:.2f}" for r in reference["timeline"]))
+    reference = reference_run(model_dir, work, args.seed)
+    console.print(
+        f"reference run: {reference['wall_s']:.1f} s, startup {reference['startup_s']:.1f} s; stages (s): "
+        + ", ".join(f"{r['stage']} {r['seconds']:.2f}" for r in reference["timeline"])
+    )
     table = Table("point", "kill", "killed at (s)", "in progress", "resumes", "result")
     results = []
     for point in plan_points(args.points, args.seed):
-        result = run_point(point, model_dir, work, reference, args.seed, fix)
+        result = run_point(point, model_dir, work, reference, args.seed)
         results.append(result)
         killed = "-" if result["killed_at_s"] is None else f"{result['killed_at_s']:.2f}"
         kill = result["kill"] + (" +resume" if result["kill_during_resume"] else "")
@@ -553,8 +555,7 @@ def main() -> None:
     console.print(summary)
     reference.pop("snapshot")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"seed": args.seed, "fix_lora_seed": args.fix_lora_seed, "summary": summary, "reference": reference,
-               "points": results}
+    payload = {"seed": args.seed, "summary": summary, "reference": reference, "points": results}
     tmp = args.out.with_name(args.out.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     tmp.replace(args.out)
@@ -565,7 +566,7 @@ def main() -> None:
 # --- the child: a run or resume with markers and hooks ----------------------------------------
 
 
-def child(mode: str, target: str, marker_fd: int, hook: str | None, fix_lora_seed: int | None) -> None:
+def child(mode: str, target: str, marker_fd: int, hook: str | None) -> None:
     """`autodidact.run` (mode 'run', target a JSON config) or `autodidact.resume` (target a run directory)."""
     markers = os.fdopen(marker_fd, "w", buffering=1)
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
@@ -630,27 +631,24 @@ def child(mode: str, target: str, marker_fd: int, hook: str | None, fix_lora_see
         RunStore.finish_stage = finish_stage
 
     original_stage = SelfImprovementLoop._stage
+    running = [None]  # the stage in progress, "it:stage"
 
     def stage(self, it, stage_name):
         if not self.store.stage_done(it, stage_name):
             markers.write(f"start {it}:{stage_name}\n")
+            running[0] = f"{it}:{stage_name}"
         return original_stage(self, it, stage_name)
 
     SelfImprovementLoop._stage = stage
 
-    if fix_lora_seed is not None:  # the proposed fix: LoRA's random A matrices drawn from the run's seed
-        import torch
+    if name == "train-step":
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-        import autodidact.training.sft as sft
+        def step(optimizer, args, kwargs):
+            if running[0] == f"{where[0]}:train":
+                die()  # the first optimizer step: gradients computed, no weight updated yet
 
-        original_prepare = sft.prepare_policy
-
-        def prepare_policy(model, config):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(fix_lora_seed)
-                return original_prepare(model, config)
-
-        sft.prepare_policy = prepare_policy  # load_policy imports it at call time
+        register_optimizer_step_pre_hook(step)
 
     if mode == "run":
         autodidact.run(json.loads(Path(target).read_text()))

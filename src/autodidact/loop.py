@@ -53,6 +53,7 @@ from autodidact.tasks import build_tasks
 from autodidact.tracking import NullTracker, Tracker, iteration_payload, make_tracker, require_tracker
 from autodidact.training import RolloutRecorder, load_policy, save_checkpoint, train_dpo, train_grpo, train_sft
 from autodidact.training.faults import TrainingFault, check_heldout, check_training, restore_policy
+from autodidact.training.sft import forward_kept, init_adapters
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +88,21 @@ class SelfImprovementLoop:
         self.run_dir = run_dir
         self.store = store
         self.tracker: Tracker = NullTracker()  # the configured one while `run()` runs
+        last = store.last_checkpoint()
         if policy is None:
-            last = store.last_checkpoint()
             policy = load_policy(config, last[1] if last else None)
         # One model in memory: the policy, its own judge and the evaluator
         # share these weights; training updates them in place.
         self.policy, self.tokenizer = policy
+        if last is None and config.training.finetune == "lora":
+            # Nothing trained yet: the adapter iteration 1 trains from is drawn from the run's seed, so a fresh
+            # run, a resumed one and a rollback to the base model (`restore_policy`) all start from the same one.
+            init_adapters(self.policy, config.seed)
         self.engine = TransformersEngine(
-            self.policy, self.tokenizer, batch_size=config.generation.batch_size, score_batch_size=config.judge.batch_size
+            self.policy,
+            self.tokenizer,
+            batch_size=config.generation.batch_size,
+            score_batch_size=config.judge.batch_size,
         )
         self.online = config.training.method == "grpo"  # generation and judging happen inside training
         # The judge runs on the policy's engine unless judge.model names a separate model or server.
@@ -173,16 +181,29 @@ class SelfImprovementLoop:
                 if reason:
                     return self._finish(reason)
                 continue  # the train stage is redone (its mark was removed), then evaluate and monitor
+            if self._continued(it):  # a resumed run: this iteration's stop checks passed before the kill
+                it += 1
+                continue
             reason = (
                 self._monitor_stop(it)
                 or agreement_stop(self.store, self.config.review)
-                or stop_reason(self._history(), **self._stop_args())
+                or stop_reason(self._history(it), **self._stop_args())
             )
             if reason:
                 return self._finish(reason)
             if self.config.review.pause and self.store.review_items(pending=True):
                 return collect_result(self.run_dir, self.store, paused=pause_message(self.store, self.run_dir))
             it += 1
+
+    def _continued(self, it: int) -> bool:
+        """Whether iteration `it + 1` has begun: the run already decided not to stop (nor pause) after `it`.
+
+        A resumed run must not decide again on what it knows now: the held-out
+        metrics of later iterations, ratings given since. Deciding after
+        iteration 0 with the whole history, it stopped before running a
+        killed last monitor stage.
+        """
+        return any(self.store.stage_done(it + 1, stage) for stage in STAGES)
 
     def _roll_back(self, it: int, reason: str) -> str | None:
         """Undo iteration `it`'s training after a fault; a stop reason, or None to train it again."""
@@ -205,7 +226,7 @@ class SelfImprovementLoop:
     def _learning_rate(self, it: int, attempt: int | None = None) -> float:
         """The learning rate of an iteration's training: lowered once per earlier fault of that iteration."""
         faults = len(self.store.faults(it)) if attempt is None else attempt
-        return self.config.training.learning_rate * self.config.training.retry_lr_factor ** faults
+        return self.config.training.learning_rate * self.config.training.retry_lr_factor**faults
 
     def _stop_args(self) -> dict:
         s = self.config.stopping
@@ -220,8 +241,10 @@ class SelfImprovementLoop:
         if stage == "monitor":  # committed: send the iteration (a resumed run does not resend finished ones)
             self.tracker.log_iteration(it, *iteration_payload(self.store, it))
 
-    def _history(self) -> list[float | None]:
-        done = [it for it in range(self.config.stopping.max_iterations + 1) if self.store.stage_done(it, "evaluate")]
+    def _history(self, last: int | None = None) -> list[float | None]:
+        """The held-out metric of every evaluated iteration (up to `last`)."""
+        last = self.config.stopping.max_iterations if last is None else last
+        done = [it for it in range(last + 1) if self.store.stage_done(it, "evaluate")]
         return [self.store.metric(it, "heldout_metric") for it in done]
 
     def _finish(self, reason: str) -> RunResult:
@@ -329,7 +352,9 @@ class SelfImprovementLoop:
         judge_tokens = self.judge_engine.tokens - tokens_before
         failed = sum(1 for j in judgments if j.score is None)
         if failed:
-            log.warning("iteration %d: %d of %d judgments failed (score None); they are excluded", it, failed, len(judgments))
+            log.warning(
+                "iteration %d: %d of %d judgments failed (score None); they are excluded", it, failed, len(judgments)
+            )
         error = failure_error(it, judgments, self.config.judge.max_failed_share)
         if error is not None:
             raise error  # before anything is stored: the stage is redone on resume
@@ -401,7 +426,9 @@ class SelfImprovementLoop:
         seed = self.config.seed + it
         t = self.config.training.model_copy(update={"learning_rate": self._learning_rate(it)})
         rollouts = RolloutRecorder(it, self.judge, self.tokenizer)
-        with self.tracker.training(it) as report:  # the trainer's own logs (loss, learning rate) go there too
+        # The trainer's own logs (loss, learning rate) go to the tracker too. TRL leaves its fused-LM-head forward
+        # on the policy: `forward_kept` takes it off, so the trained policy computes as its checkpoint loaded would.
+        with self.tracker.training(it) as report, forward_kept(self.policy):
             if t.method == "dpo":
                 result = train_dpo(self.policy, self.tokenizer, self.store.pairs(it), t, seed=seed, report=report)
             elif t.method == "grpo":
@@ -409,8 +436,15 @@ class SelfImprovementLoop:
                 prompts = [p for p in self.store.prompts(split="train") if p.id in ids]
                 g = self.config.generation
                 result = train_grpo(
-                    self.policy, self.tokenizer, prompts, rollouts, t, g, seed,
-                    temperature=g.temperature_at(it), report=report,
+                    self.policy,
+                    self.tokenizer,
+                    prompts,
+                    rollouts,
+                    t,
+                    g,
+                    seed,
+                    temperature=g.temperature_at(it),
+                    report=report,
                 )
             else:
                 result = train_sft(self.policy, self.tokenizer, self.store.selection(it), t, seed=seed, report=report)
@@ -451,11 +485,17 @@ class SelfImprovementLoop:
             _, samples = self._train_samples(it)
             evidence.train_samples = [s for s in samples if not is_revision(s)]
             train_ids = {s.id for s in evidence.train_samples}  # not the held-out answers the same judge scored
-            evidence.train_judgments = [j for j in self.store.judgments(it, self.judge.name) if j.sample_id in train_ids]
+            evidence.train_judgments = [
+                j for j in self.store.judgments(it, self.judge.name) if j.sample_id in train_ids
+            ]
         if self.monitors and self.config.monitors.diversity.prompts:
             evidence.probe_groups = diversity_probe(
-                self.engine, self.store.prompts(split="heldout"), self.config.monitors.diversity,
-                self.config.generation, self.config.seed, desc=f"diversity probe (iter {it})",
+                self.engine,
+                self.store.prompts(split="heldout"),
+                self.config.monitors.diversity,
+                self.config.generation,
+                self.config.seed,
+                desc=f"diversity probe (iter {it})",
             )
         return evidence
 
@@ -568,11 +608,24 @@ def run(config: RunConfig | dict | str | Path) -> RunResult:
         return loop.run()
 
 
+def _killed_before_store(run_dir: Path) -> bool:
+    """Whether `run()` was killed between writing config.yaml and creating run.sqlite.
+
+    Nothing else was written then (`run` refuses the directory from now on),
+    so resuming starts the run from the beginning. A directory with
+    checkpoints but no store lost its store: that is not resumed.
+    """
+    checkpoints = run_dir / "checkpoints"
+    return not (run_dir / STORE_FILE).exists() and not (checkpoints.is_dir() and any(checkpoints.iterdir()))
+
+
 def resume(run_dir: str | Path) -> RunResult:
     """Continue a run where it stopped: finished stages are not redone."""
     run_dir = Path(run_dir)
-    if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / STORE_FILE).is_file():
-        raise AutodidactError(f"'{run_dir}' is not a run directory (no {CONFIG_FILE} and {STORE_FILE}). Check the path.")
+    if not (run_dir / CONFIG_FILE).is_file() or not ((run_dir / STORE_FILE).is_file() or _killed_before_store(run_dir)):
+        raise AutodidactError(
+            f"'{run_dir}' is not a run directory (no {CONFIG_FILE} and {STORE_FILE}). Check the path."
+        )
     config = load_config(run_dir / CONFIG_FILE)
     require_tracker(config.tracking)
     with RunStore(run_dir / STORE_FILE) as store:

@@ -37,7 +37,7 @@ def load_policy(config: RunConfig, checkpoint: str | None):
     m = config.model
     if checkpoint is None:
         model, tokenizer = load_model(m.name, m.dtype, m.device)
-        return prepare_policy(model, config.training), tokenizer
+        return prepare_policy(model, config.training, seed=config.seed), tokenizer
     if config.training.finetune == "full":
         model, tokenizer = load_model(checkpoint, m.dtype, m.device)
         return prepare_policy(model, config.training), tokenizer

@@ -35,6 +35,7 @@ from autodidact.config import TrainingConfig
 from autodidact.errors import AutodidactError
 from autodidact.records import PreferencePair
 from autodidact.tracking import TrainerReport
+from autodidact.training.sft import forward_kept
 from autodidact.training.trainer import TrainResult, run_trainer, trainer_arguments
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,8 @@ def train_dpo(
         }
         for p in pairs
     ]
-    with tempfile.TemporaryDirectory(prefix="autodidact-dpo-") as workdir:
+    # forward_kept: TRL leaves its fused-LM-head forward on the model after training (see sft.forward_kept).
+    with tempfile.TemporaryDirectory(prefix="autodidact-dpo-") as workdir, forward_kept(model):
         args = DPOConfig(
             **trainer_arguments(config, model, workdir, seed, report),
             beta=config.dpo_beta,

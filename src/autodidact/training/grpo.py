@@ -38,6 +38,7 @@ from autodidact.config import GenerationConfig, TrainingConfig
 from autodidact.errors import AutodidactError
 from autodidact.records import Prompt
 from autodidact.tracking import TrainerReport
+from autodidact.training.sft import forward_kept
 from autodidact.training.trainer import TrainResult, run_trainer, trainer_arguments
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,8 @@ def train_grpo(
         return got  # None stays None: TRL leaves it out of the group baseline, advantage 0
 
     rows = [{"prompt": list(p.messages), "prompt_id": p.id} for p in prompts]
-    with tempfile.TemporaryDirectory(prefix="autodidact-grpo-") as workdir:
+    # forward_kept: TRL leaves its fused-LM-head forward on the model after training (see sft.forward_kept).
+    with tempfile.TemporaryDirectory(prefix="autodidact-grpo-") as workdir, forward_kept(model):
         common = trainer_arguments(config, model, workdir, seed, report)
         del common["max_length"]  # not a GRPOConfig field: a sequence is its prompt + max_completion_length
         args = GRPOConfig(
