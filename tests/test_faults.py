@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from tests.test_loop import tiny_config
 
 import autodidact
 import autodidact.loop
@@ -14,7 +15,6 @@ from autodidact.loop import STORE_FILE
 from autodidact.store import RunStore
 from autodidact.training import load_policy
 from autodidact.training.faults import TrainingFault, check_heldout, check_training, restore_policy
-from tests.test_loop import tiny_config
 
 real_train_sft = autodidact.loop.train_sft
 

@@ -96,7 +96,9 @@ def revise_config(model_dir: str, out) -> dict:
 
 
 def test_revisions_are_stored_by_the_judge_stage_and_survive_a_resume(tiny_llama, tmp_path, monkeypatch):
-    monkeypatch.setattr(autodidact.loop, "TransformersEngine", ScriptedEngine)
+    import autodidact.engines.serving
+
+    monkeypatch.setattr(autodidact.engines.serving, "TransformersEngine", ScriptedEngine)
     monkeypatch.setattr(ScriptedEngine, "revise_prompts", [])
     original = SelfImprovementLoop._select
 

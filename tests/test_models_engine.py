@@ -120,3 +120,27 @@ def test_lora_policy_runs_through_a_merged_copy_that_follows_training(tiny_llama
     updated = table(merged_engine)
     assert not torch.allclose(updated, merged, atol=1e-3)
     assert torch.allclose(updated, table(plain_engine), atol=1e-4)
+
+
+def test_a_shard_of_whole_batches_reproduces_the_whole_request(tiny_engine):
+    """What Ray shards rely on (autodidact.distributed): a run of the request's batches, alone, gives the same rows."""
+    prompts = [tiny_engine.render([{"role": "user", "content": f"What is {i} + 1? " + "ok " * (i % 3)}]) for i in range(9)]
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=4)
+    whole = tiny_engine.generate(prompts, params)
+    batches = tiny_engine.generation_batches(prompts, params)
+    assert len(batches) > 1
+    shard = batches[1:]  # every batch but the first, as one shard
+    indices = [i for b in shard for i in b]
+    local = [[indices.index(i) for i in b] for b in shard]
+    alone = tiny_engine.generate([prompts[i] for i in indices], params, batches=local)
+    assert alone == [whole[i] for i in indices]
+
+    scores = ["1", "10"]
+    whole_scores = tiny_engine.continuation_logprobs(prompts, scores)
+    chunks = tiny_engine.scoring_batches(prompts, scores)[1:]
+    indices = [i for b in chunks for i in b]
+    local = [[indices.index(i) for i in b] for b in chunks]
+    sub = tiny_engine.continuation_logprobs([prompts[i] for i in indices], scores, batches=local, reference=prompts[0])
+    assert sub == [whole_scores[i] for i in indices]
+    with pytest.raises(ValueError, match="exactly once"):
+        tiny_engine.generate(prompts[:2], params, batches=[[0], [0]])

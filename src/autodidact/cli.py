@@ -168,14 +168,24 @@ def export(
         Optional[str], typer.Option("--push-to-hub", help="Also upload to this hub repo (user/name); needs network.")
     ] = None,
     dtype: Annotated[
-        Optional[str], typer.Option(help="Weights dtype of a merged export (default: the run's, float32 for 'auto').")
+        Optional[str],
+        typer.Option(help="Weights dtype of a merged export (default: the run's; if 'auto', float32, or float16 "
+                     "for gguf)."),
     ] = None,
+    out_format: Annotated[
+        str,
+        typer.Option("--format", help="'hf': a Hugging Face model directory; 'gguf': model.gguf for llama.cpp "
+                     "(merged; the base must come from a GGUF file, e.g. model.name 'default')."),
+    ] = "hf",
 ) -> None:
-    """Write a run's checkpoint as a standard Hugging Face model (merged adapter, tokenizer, chat template)."""
+    """Write a run's checkpoint as a standard Hugging Face model (merged adapter, tokenizer, chat template) or GGUF."""
     from autodidact.export import export_run
 
-    path = export_run(run_dir, output, iteration, adapter_only, push_to_hub, dtype)
+    path = export_run(run_dir, output, iteration, adapter_only, push_to_hub, dtype, out_format)
     where = f" and pushed to {push_to_hub}" if push_to_hub else ""
+    if out_format == "gguf":
+        out.print(f"Wrote {path}{where}. Serve it with: llama-server -m {path / 'model.gguf'}", highlight=False)
+        return
     out.print(f"Wrote {path}{where}. Load it with AutoModelForCausalLM.from_pretrained('{path}').", highlight=False)
 
 

@@ -16,11 +16,61 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from autodidact.errors import AutodidactError, unknown_name
 
 
+def _env_var_name(name: str | None, field: str) -> str | None:
+    if name is not None and not (name.isascii() and name.isidentifier()):
+        # AutodidactError rather than ValueError: the value (perhaps a pasted key) must not be echoed.
+        raise AutodidactError(f"{field}: give the name of an environment variable (e.g. OPENAI_API_KEY), not the key itself.")
+    return name
+
+
 class Section(BaseModel):
     # Unknown keys are errors, not silently ignored: a typo must not run a
     # different experiment than the one the user meant.
     # inf and nan pass a one-sided bound (epochs: .inf is > 0), so they are refused everywhere.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+class ServerConfig(Section):
+    url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.")
+    model_name: str | None = Field(None, description="The model name the server serves (default: its first model).")
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key (never the key itself)."
+    )
+    concurrency: int = Field(8, ge=1, le=256, description="Requests in flight at once.")
+    timeout: float = Field(120.0, gt=0.0, description="Seconds per request attempt.")
+    max_retries: int = Field(
+        3, ge=0, le=20, description="Retries (exponential backoff) after a connection error, timeout, 429 or 5xx."
+    )
+    reload: Literal["none", "lora", "merged"] = Field(
+        "none",
+        description="After each iteration's training: 'lora' loads the new adapter into the server at run time "
+        "(vLLM's /v1/load_lora_adapter, needs VLLM_ALLOW_RUNTIME_LORA_UPDATING=True there); 'merged' exports "
+        "merged weights (and a GGUF file for llama.cpp) and runs model.server.restart_command; 'none' keeps "
+        "the server's weights (the server then generates with the base model).",
+    )
+    restart_command: str | None = Field(
+        None,
+        description="With reload 'merged': a shell command that restarts the server on the new weights; "
+        "{checkpoint} and {gguf} are replaced by their paths. The loop waits until the server answers again.",
+    )
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name_only(cls, name: str | None) -> str | None:
+        return _env_var_name(name, "model.server.api_key_env")
+
+
+class VLLMConfig(Section):
+    gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0, description="Share of GPU memory vLLM may take.")
+    tensor_parallel_size: int = Field(
+        1, ge=1, le=64, description="GPUs one vLLM engine spans (tensor parallelism), for models that do not fit one GPU."
+    )
+    max_model_len: int | None = Field(None, ge=16, description="Longest sequence vLLM plans for (default: the model's).")
+    max_lora_rank: int = Field(64, ge=1, description="Largest LoRA rank vLLM reserves room for (>= training.lora_r).")
+    sleep_during_training: bool = Field(
+        True, description="Put vLLM to sleep (weights and KV cache off the GPU) while the trainer runs."
+    )
+    enforce_eager: bool = Field(False, description="No CUDA graphs: slower, but starts faster and uses less memory.")
 
 
 class ModelConfig(Section):
@@ -33,6 +83,22 @@ class ModelConfig(Section):
         "auto", description="Weights dtype. 'auto': bfloat16 where the CPU/GPU computes it natively, else float32."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' uses CUDA when available.")
+    engine: Literal["transformers", "server", "vllm"] = Field(
+        "transformers",
+        description="Where the policy generates: 'transformers' in this process; 'server' an OpenAI-compatible "
+        "server (model.server.url) that serves model.name's weights; 'vllm' vLLM in this process (GPU, the "
+        "`vllm` extra). Training always runs here, on model.name's weights.",
+    )
+    server: ServerConfig = Field(
+        default_factory=ServerConfig, description="With engine 'server': the server and how it gets new weights."
+    )
+    vllm: VLLMConfig = Field(default_factory=VLLMConfig, description="With engine 'vllm': the engine's settings.")
+
+    @model_validator(mode="after")
+    def _server_needs_url(self) -> ModelConfig:
+        if self.engine == "server" and not self.server.url:
+            raise ValueError("model.engine 'server' needs model.server.url (e.g. http://127.0.0.1:8000/v1); set it")
+        return self
 
 
 class SourceBase(Section):
@@ -355,12 +421,7 @@ class JudgeConfig(Section):
     @field_validator("api_key_env")
     @classmethod
     def _env_name_only(cls, name: str | None) -> str | None:
-        if name is not None and not (name.isascii() and name.isidentifier()):
-            # AutodidactError rather than ValueError: the value (perhaps a pasted key) must not be echoed.
-            raise AutodidactError(
-                "judge.api_key_env: give the name of an environment variable (e.g. OPENAI_API_KEY), not the key itself."
-            )
-        return name
+        return _env_var_name(name, "judge.api_key_env")
 
     @model_validator(mode="after")
     def _judge_source_consistent(self) -> JudgeConfig:
@@ -477,6 +538,17 @@ class TrainingConfig(Section):
     retry_lr_factor: float = Field(
         0.5, gt=0.0, lt=1.0, description="With on_fault 'retry': each retry multiplies the learning rate by this."
     )
+    num_processes: int = Field(
+        1,
+        ge=1,
+        description="Training processes (data parallel through `accelerate launch`): 1 trains in this process; "
+        "more run DDP (gloo on CPU, NCCL on GPUs), with training.batch_size per process.",
+    )
+    accelerate_config: str | None = Field(
+        None,
+        description="An `accelerate` config file for multi-process training (DeepSpeed ZeRO or FSDP; see "
+        "configs/accelerate/). Default: plain DDP with training.num_processes processes.",
+    )
 
 
 class EvaluationConfig(Section):
@@ -580,6 +652,25 @@ class ReviewConfig(Section):
     min_ratings: int = Field(5, ge=2, description="Ratings a checkpoint needs before its agreement counts.")
 
 
+class DistributedConfig(Section):
+    backend: Literal["none", "ray"] = Field(
+        "none",
+        description="'ray': generation and judging are split into shards over a Ray cluster, one engine replica "
+        "per worker; results equal the single-process run's for the same seed.",
+    )
+    address: str | None = Field(
+        None,
+        description="Ray cluster address ('auto' joins the cluster `ray start` made on this machine); unset starts "
+        "a local cluster with distributed.workers workers.",
+    )
+    workers: int = Field(2, ge=1, le=1024, description="Engine replicas (Ray actors), one per worker.")
+    cpus_per_worker: float = Field(1.0, gt=0.0, description="CPUs Ray reserves for each replica.")
+    gpus_per_worker: float = Field(0.0, ge=0.0, description="GPUs Ray reserves for each replica.")
+    max_shard_retries: int = Field(
+        2, ge=0, le=20, description="A shard whose worker dies is retried on another worker this many times."
+    )
+
+
 class RunConfig(Section):
     """Everything a run needs; saved, resolved, as `config.yaml` in the run directory."""
 
@@ -596,6 +687,9 @@ class RunConfig(Section):
     stopping: StoppingConfig = Field(default_factory=StoppingConfig, description="When the loop stops.")
     monitors: MonitorsConfig = Field(default_factory=MonitorsConfig, description="The failure modes, measured every iteration.")
     review: ReviewConfig = Field(default_factory=ReviewConfig, description="Human validation checkpoints.")
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig, description="Spreading generation and judging over machines (Ray)."
+    )
     tracking: Literal["none", "tensorboard", "wandb", "mlflow"] = Field(
         "none",
         description="Experiment tracker for per-iteration metrics, monitors, samples and the trainers' own logs: "
@@ -614,6 +708,16 @@ class RunConfig(Section):
             raise ValueError(
                 f"selection.revise needs judge.method 'contrastive' (its explanations say what to fix), not "
                 f"'{self.judge.method}'; set judge.method=contrastive or selection.revise=false"
+            )
+        if self.distributed.backend == "ray" and self.model.engine != "transformers":
+            raise ValueError(
+                f"distributed.backend 'ray' runs in-process engine replicas; model.engine '{self.model.engine}' "
+                "serves its own: set model.engine=transformers or distributed.backend=none"
+            )
+        if self.training.num_processes > 1 and self.training.method == "grpo":
+            raise ValueError(
+                "training.num_processes > 1 runs SFT or DPO through accelerate; GRPO trains in one process: "
+                "set training.num_processes=1 or training.method=sft"
             )
         if self.selection.revise and self.training.method != "sft":
             raise ValueError(

@@ -1,9 +1,12 @@
-"""`autodidact export`: a run's checkpoint as a plain Hugging Face model directory.
+"""`autodidact export`: a run's checkpoint as a plain Hugging Face model directory, or a GGUF file.
 
 The output loads with `transformers` alone (no import of this package):
 merged LoRA weights (default) or the PEFT adapter files (`adapter_only`),
 the tokenizer with its chat template, a short README and
 `autodidact_export.json` (run, iteration and that iteration's metrics).
+With `out_format="gguf"` the directory holds `model.gguf` instead of the
+weights and tokenizer files: the merged weights for llama.cpp, written in the
+layout of the GGUF file the base came from (see `autodidact.export_gguf`).
 
 In an adapter-only export, `adapter_config.json`'s `base_model_name_or_path`
 is the base model as the run loaded it: for `model.name: default` or a
@@ -27,6 +30,7 @@ from autodidact.store import RunStore
 CONFIG_FILE, STORE_FILE = "config.yaml", "run.sqlite"  # as in autodidact.loop, without importing the loop
 PROVENANCE_FILE = "autodidact_export.json"
 DTYPES = ("float32", "bfloat16", "float16")
+FORMATS = ("hf", "gguf")
 
 
 def open_run(run_dir: Path) -> tuple[RunConfig, RunStore]:
@@ -121,12 +125,14 @@ def _drop_quantization(model) -> None:
     model.hf_quantizer = None
 
 
-def _write_merged(config: RunConfig, checkpoint: Path, target: Path, dtype: str) -> str:
-    """Save the merged (or full fine-tuned) model in `dtype` with its tokenizer; return the base model path."""
-    import torch
+def merged_model(config: RunConfig, checkpoint: Path) -> tuple[Any, Any, str]:
+    """(model, tokenizer, base path): a checkpoint's weights as one plain float32 CPU model.
 
+    An adapter checkpoint is merged into `config.model.name`'s base; a full fine-tuned one is loaded as it is.
+    """
     from autodidact.models import load_model, resolve_model
 
+    checkpoint = Path(checkpoint)
     if (checkpoint / "adapter_config.json").is_file():
         from peft import PeftModel
 
@@ -138,6 +144,14 @@ def _write_merged(config: RunConfig, checkpoint: Path, target: Path, dtype: str)
         model, tokenizer = load_model(str(checkpoint), "float32", "cpu")
         base_path = str(checkpoint)
     _drop_quantization(model)
+    return model, tokenizer, base_path
+
+
+def _write_merged(config: RunConfig, checkpoint: Path, target: Path, dtype: str) -> str:
+    """Save the merged (or full fine-tuned) model in `dtype` with its tokenizer; return the base model path."""
+    import torch
+
+    model, tokenizer, base_path = merged_model(config, checkpoint)
     model.to(getattr(torch, dtype))
     model.save_pretrained(target)  # safetensors
     tokenizer.save_pretrained(target)
@@ -158,8 +172,28 @@ def _write_adapter(config: RunConfig, checkpoint: Path, target: Path) -> str:
     return json.loads(adapter_config.read_text(encoding="utf-8"))["base_model_name_or_path"]
 
 
-def _readme(config: RunConfig, iteration: int, adapter_only: bool, base_path: str) -> str:
+def _write_gguf(config: RunConfig, checkpoint: Path, target: Path, dtype: str) -> str:
+    """Write the merged model as `target/model.gguf`; return the base model path."""
+    from autodidact.export_gguf import GGUF_FILE, source_gguf, write_gguf
+
+    source = source_gguf(config.model.name)
+    model, _, base_path = merged_model(config, checkpoint)
+    target.mkdir(parents=True)
+    write_gguf(model, source, target / GGUF_FILE, dtype)
+    return base_path
+
+
+def _readme(config: RunConfig, iteration: int, adapter_only: bool, base_path: str, out_format: str = "hf") -> str:
     title = f"# {config.name}, iteration {iteration}\n\nExported by `autodidact export` from a run.\n\n"
+    if out_format == "gguf":
+        return title + (
+            f"Base model `{config.model.name}` with the run's training merged in, as one GGUF file for llama.cpp "
+            "(metadata and tokenizer copied from the base's GGUF file):\n\n"
+            "```\nllama-server -m model.gguf            # llama.cpp\n"
+            "python -m llama_cpp.server --model model.gguf\n"
+            "echo 'FROM ./model.gguf' > Modelfile && ollama create mine -f Modelfile\n```\n"
+            f"Metrics of this iteration are in `{PROVENANCE_FILE}`.\n"
+        )
     if adapter_only:
         return title + (
             f"A LoRA adapter for the base model `{config.model.name}` (loaded from `{base_path}` by the run; "
@@ -202,8 +236,9 @@ def export_run(
     adapter_only: bool = False,
     push_to_hub: str | None = None,
     dtype: str | None = None,
+    out_format: str = "hf",
 ) -> Path:
-    """Write one iteration of a run as a standard Hugging Face model directory at `out`.
+    """Write one iteration of a run as a standard Hugging Face model directory (or a GGUF file in it) at `out`.
 
     Args:
         run_dir: the run directory (config.yaml, run.sqlite, checkpoints/).
@@ -211,16 +246,24 @@ def export_run(
         iteration: "best", "last" or an iteration number.
         adapter_only: write the PEFT adapter instead of merged weights.
         push_to_hub: also upload `out` to this hub repo ("user/name").
-        dtype: weights dtype of a merged export; default the run's model.dtype, or float32 if 'auto'.
+        dtype: weights dtype of a merged export; default the run's model.dtype, or if 'auto' float32
+            (float16 for GGUF, llama.cpp's usual type).
+        out_format: 'hf' (safetensors and tokenizer files) or 'gguf' (`model.gguf`, merged; the base must
+            have come from a GGUF file).
 
     Returns:
         `out`.
 
     Raises:
         AutodidactError: not a run directory, no checkpoint for the iteration (or the best is the
-            base model), `out` not empty, a bad dtype, or the hub upload is impossible or failed.
+            base model), `out` not empty, a bad dtype or format, a base not loaded from a GGUF file
+            (for 'gguf'), or the hub upload is impossible or failed.
     """
     run_dir, out = Path(run_dir), Path(out)
+    if out_format not in FORMATS:
+        raise AutodidactError(f"--format '{out_format}': choose one of {', '.join(FORMATS)}.")
+    if out_format == "gguf" and adapter_only:
+        raise AutodidactError("--format gguf writes merged weights; drop --adapter-only (or use --format hf).")
     _check_out(out)
     if push_to_hub and _hub_offline():  # before the work, not after
         raise AutodidactError(f"--push-to-hub {push_to_hub}: HF_HUB_OFFLINE is set; unset it (and log in) to upload.")
@@ -228,9 +271,14 @@ def export_run(
     with store:
         number, checkpoint = pick_checkpoint(run_dir, store, str(iteration))
         metrics = _metrics(store, number)
-    dtype = dtype or (config.model.dtype if config.model.dtype != "auto" else "float32")
+    dtype = dtype or (config.model.dtype if config.model.dtype != "auto" else
+                      ("float16" if out_format == "gguf" else "float32"))
     if dtype not in DTYPES:
         raise AutodidactError(f"--dtype '{dtype}': choose one of {', '.join(DTYPES)}.")
+    if out_format == "gguf":
+        from autodidact.export_gguf import source_gguf
+
+        source_gguf(config.model.name)  # before the work: a base not from a GGUF file cannot be written as one
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.export-tmp")
@@ -238,6 +286,8 @@ def export_run(
     try:
         if adapter_only:
             base_path = _write_adapter(config, checkpoint, tmp)
+        elif out_format == "gguf":
+            base_path = _write_gguf(config, checkpoint, tmp, dtype)
         else:
             base_path = _write_merged(config, checkpoint, tmp, dtype)
         kind = "adapter" if adapter_only else ("merged" if (checkpoint / "adapter_config.json").is_file() else "full")
@@ -248,12 +298,13 @@ def export_run(
             "checkpoint": str(checkpoint.resolve()),
             "kind": kind,
             "dtype": None if adapter_only else dtype,
+            "format": out_format,
             "base_model": config.model.name,
             "base_model_path": base_path,
             "metrics": metrics,
         }
         (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(_readme(config, number, adapter_only, base_path), encoding="utf-8")
+        (tmp / "README.md").write_text(_readme(config, number, adapter_only, base_path, out_format), encoding="utf-8")
         if out.is_dir():
             out.rmdir()  # empty (checked above)
         tmp.rename(out)

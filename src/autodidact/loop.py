@@ -33,8 +33,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import torch
+
 from autodidact.config import RunConfig, load_config, to_yaml, validate_config
-from autodidact.engines import SamplingParams, TokenCounter, TransformersEngine
+from autodidact.engines import Engine, SamplingParams, ServesCheckpoints, TokenCounter
+from autodidact.engines.serving import build_policy_engine
 from autodidact.errors import AutodidactError
 from autodidact.evaluation import evaluate_heldout, heldout_judge
 from autodidact.generate import answer
@@ -53,6 +56,7 @@ from autodidact.tasks import build_tasks
 from autodidact.tracking import NullTracker, Tracker, iteration_payload, make_tracker, require_tracker
 from autodidact.training import RolloutRecorder, load_policy, save_checkpoint, train_dpo, train_grpo, train_sft
 from autodidact.training.faults import TrainingFault, check_heldout, check_training, restore_policy
+from autodidact.training.multiprocess import train_multiprocess
 from autodidact.training.sft import forward_kept, init_adapters
 
 log = logging.getLogger(__name__)
@@ -98,12 +102,7 @@ class SelfImprovementLoop:
             # Nothing trained yet: the adapter iteration 1 trains from is drawn from the run's seed, so a fresh
             # run, a resumed one and a rollback to the base model (`restore_policy`) all start from the same one.
             init_adapters(self.policy, config.seed)
-        self.engine = TransformersEngine(
-            self.policy,
-            self.tokenizer,
-            batch_size=config.generation.batch_size,
-            score_batch_size=config.judge.batch_size,
-        )
+        self.engine = self._policy_engine(last)
         self.online = config.training.method == "grpo"  # generation and judging happen inside training
         # The judge runs on the policy's engine unless judge.model names a separate model or server.
         self.judge_engine = TokenCounter(judge_engine(config, self.engine))
@@ -116,6 +115,32 @@ class SelfImprovementLoop:
             log.info("held-out answers are scored by the direct judge (%s compares samples)", self.judge.name)
         self.monitors = build_monitors(config, self.embedder) if config.monitors.enabled else []
         self.reference_judge = self._reference_judge()
+
+    def _policy_engine(self, last: tuple[int, str] | None) -> Engine:
+        """The engine the policy generates and self-judges on: in-process, a server, vLLM, or Ray replicas."""
+        if self.config.distributed.backend == "ray":
+            from autodidact.distributed import RayEngine
+
+            return RayEngine.from_config(self.config, self.tokenizer, checkpoint=last[1] if last else None)
+        engine = build_policy_engine(self.config, self.policy, self.tokenizer)
+        if last is not None and isinstance(engine, ServesCheckpoints):
+            engine.load_checkpoint(Path(last[1]), last[0])  # a resumed run serves its last trained weights
+        return engine
+
+    def _serve(self, checkpoint: str | None, it: int) -> None:
+        """Hand an engine with its own copy of the weights (server, vLLM, Ray) the policy's current checkpoint."""
+        if not isinstance(self.engine, ServesCheckpoints):
+            return  # the in-process engine shares the trained model: it has the new weights already
+        if checkpoint is None:
+            self.engine.serve_base()
+        else:
+            self.engine.load_checkpoint(Path(checkpoint), it)
+
+    def close(self) -> None:
+        """Release what the engine holds outside this process (Ray replicas, a vLLM engine)."""
+        close = getattr(self.engine, "close", None)
+        if close is not None:
+            close()
 
     @property
     def embedder(self):
@@ -168,6 +193,7 @@ class SelfImprovementLoop:
         finally:
             self.tracker.close()
             self.tracker = NullTracker()
+            self.close()
 
     def _iterate(self) -> RunResult:
         self._ensure_prompts()
@@ -219,6 +245,7 @@ class SelfImprovementLoop:
         shutil.rmtree(self.run_dir / "checkpoints" / f"iter-{it}", ignore_errors=True)
         previous = self.store.checkpoint(it - 1) if it > 1 else None
         restore_policy(self.policy, self.config, previous)
+        self._serve(previous, it - 1)  # the engine still serves the deleted checkpoint
         if retry:
             return None
         return f"training fault at iteration {it} ({reason}); rolled back to iteration {it - 1}'s model"
@@ -428,8 +455,16 @@ class SelfImprovementLoop:
         rollouts = RolloutRecorder(it, self.judge, self.tokenizer)
         # The trainer's own logs (loss, learning rate) go to the tracker too. TRL leaves its fused-LM-head forward
         # on the policy: `forward_kept` takes it off, so the trained policy computes as its checkpoint loaded would.
+        sleep = getattr(self.engine, "sleep", None)
+        if sleep is not None:
+            sleep()  # vLLM: weights and KV cache off the GPU while the trainer needs it; woken by the next request
         with self.tracker.training(it) as report, forward_kept(self.policy):
-            if t.method == "dpo":
+            if t.num_processes > 1:  # data parallel through `accelerate launch`; the weights come back into the policy
+                data = self.store.pairs(it) if t.method == "dpo" else self.store.selection(it)
+                result = train_multiprocess(
+                    self.config, self.policy, self.tokenizer, data, t, seed, self.run_dir, report=report
+                )
+            elif t.method == "dpo":
                 result = train_dpo(self.policy, self.tokenizer, self.store.pairs(it), t, seed=seed, report=report)
             elif t.method == "grpo":
                 ids = set((self.store.stage_info(it, "generate") or {}).get("prompt_ids", []))
@@ -456,6 +491,10 @@ class SelfImprovementLoop:
             self.store.add_checkpoint(it, str(path))
             info = asdict(result) | {"learning_rate": t.learning_rate}
             self.store.finish_stage(it, "train", time.perf_counter() - start, info)
+        if sleep is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the trainer's cached blocks, so vLLM's KV cache fits again
+        # After the commit: a kill before the handover is redone by a resume, which serves the last checkpoint.
+        self._serve(str(path), it)
 
     def _monitor(self, it: int, start: float) -> None:
         evidence = self._evidence(it)
@@ -594,10 +633,13 @@ def run(config: RunConfig | dict | str | Path) -> RunResult:
     tmp.write_text(to_yaml(config), encoding="utf-8")
     tmp.rename(run_dir / CONFIG_FILE)
     with RunStore(run_dir / STORE_FILE) as store:
+        loop = None
         try:  # building the tasks reads the user's files: a bad one must leave no run behind either
             loop = SelfImprovementLoop(config, run_dir, store, policy)
             loop.prepare()
         except AutodidactError:
+            if loop is not None:
+                loop.close()
             store.close()
             if created is not None:
                 shutil.rmtree(created, ignore_errors=True)

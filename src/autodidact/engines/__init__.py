@@ -1,8 +1,8 @@
 """Engines turn requests into text or log-probabilities.
 
 One protocol, several implementations: in-process transformers, an
-OpenAI-compatible server (`OpenAIEngine`); vLLM slots in behind the same
-three methods.
+OpenAI-compatible server (`OpenAIEngine`), and vLLM in-process on a GPU
+(`engines.vllm_engine.VLLMEngine`, the `vllm` extra; imported only there).
 
 A request that fails (server unreachable, API error, timeout after the
 retries) does not raise and is never a silent 0: `generate` returns its
@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from autodidact.records import Message
@@ -83,6 +84,24 @@ class Engine(Protocol):
         ...
 
 
+@runtime_checkable
+class ServesCheckpoints(Protocol):
+    """An engine whose weights live outside the trained model object (a server, vLLM, Ray replicas).
+
+    The in-process `TransformersEngine` shares the trained model, so it sees new weights at once;
+    these engines are handed each iteration's checkpoint (a PEFT adapter folder, or full weights)
+    after training, before the iteration's held-out evaluation.
+    """
+
+    def load_checkpoint(self, checkpoint: Path, iteration: int) -> None:
+        """Serve `checkpoint` (the weights after `iteration`'s training) for every later request."""
+        ...
+
+    def serve_base(self) -> None:
+        """Serve the base model again (a rollback to iteration 0)."""
+        ...
+
+
 from autodidact.engines.counting import TokenCounter  # noqa: E402
 from autodidact.engines.transformers_engine import TransformersEngine  # noqa: E402
 
@@ -103,6 +122,7 @@ __all__ = [
     "FailedRow",
     "OpenAIEngine",
     "SamplingParams",
+    "ServesCheckpoints",
     "TokenCounter",
     "TransformersEngine",
     "request_error",

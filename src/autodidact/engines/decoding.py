@@ -20,7 +20,11 @@ Point 4 is also what makes results independent of batching: sequence k of
 a prompt draws its random numbers from a generator seeded by (seed, prompt
 tokens, k), so the same seed gives the same samples whether a prompt is
 decoded alone or among 255 others (`tests/test_decoding.py` checks this
-against the plain path: one sequence at a time, nothing shared).
+against the plain path: one sequence at a time, nothing shared). The logits
+themselves can still move in the last bits with a batch's padding width (in
+bf16 more than fp32), which may flip a near-tie; a caller that must match
+another run exactly (a Ray shard, `autodidact.distributed`) therefore passes
+that run's `batches` to `decode` instead of planning its own.
 """
 
 from __future__ import annotations
@@ -138,8 +142,14 @@ def decode(
     pad_id: int,
     options: DecodeOptions = DecodeOptions(),
     on_progress: Callable[[int], None] | None = None,
+    batches: Sequence[Sequence[int]] | None = None,
 ) -> list[list[list[int]]]:
-    """Token ids of `n` samples per prompt (stop token excluded), in prompt order."""
+    """Token ids of `n` samples per prompt (stop token excluded), in prompt order.
+
+    `batches` (prompt indices per batch, every prompt once) replaces `plan_batches`:
+    a shard of a larger request passes the batches that request planned, so each
+    batch runs with the same rows and padding, and gives the same numbers, as there.
+    """
     results: list[list[list[int]]] = [[] for _ in prompts]
     if not options.share_prefix:  # the plain path: every sample is its own prompt
         for i, prompt in enumerate(prompts):
@@ -149,7 +159,11 @@ def decode(
                 if on_progress:
                     on_progress(1)
         return results
-    for batch in plan_batches([len(p) for p in prompts], n, max_new_tokens, model, options):
+    if batches is None:
+        batches = plan_batches([len(p) for p in prompts], n, max_new_tokens, model, options)
+    elif sorted(i for b in batches for i in b) != list(range(len(prompts))):
+        raise ValueError("batches must hold every prompt index exactly once")
+    for batch in batches:
         gens = [_generator(seed, prompts[i], k) for i in batch for k in range(n)]
         rows = _decode_batch(model, [prompts[i] for i in batch], n, sampler, gens, max_new_tokens, stop_ids, pad_id, options)
         for j, i in enumerate(batch):

@@ -31,7 +31,9 @@ deep. A continuation not among the alternatives gets -inf.
 
 Failures. Requests run `concurrency` at a time in a thread pool; the client
 retries connection errors, timeouts, 408/409/429 and 5xx `max_retries` times
-with exponential backoff, each attempt limited to `timeout` seconds. A request
+with exponential backoff, each attempt limited to `timeout` seconds. A reply
+that does not parse (malformed JSON, a choice without text) is retried here
+the same number of times, since the client treats it as final. A request
 still failing then does not raise: its completions carry `error` and its
 log-probability row is a `FailedRow` (see `autodidact.engines`), so the judge
 records `Judgment(score=None, error=reason)`.
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -54,7 +57,12 @@ from autodidact.records import Message
 
 CHAT_MARK = "\x00"  # never inside json.dumps output, which escapes control characters
 MAX_TOKENS_PER_CONTINUATION = 3
+MALFORMED_RETRY_DELAY = 0.5  # seconds before the first retry of a malformed reply, doubled each time
 T = TypeVar("T")
+
+
+class _Malformed(Exception):
+    """A reply that did not parse, after the retries."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class OpenAIEngine:
         max_retries: retries after retryable errors, with exponential backoff.
         top_logprobs: alternatives asked for when scoring continuations.
         http_client: an `httpx` client for the `openai` client (tests pass a mock transport).
+        role: what the server is, in failure messages ("judge", "policy").
     """
 
     def __init__(
@@ -101,8 +110,10 @@ class OpenAIEngine:
         max_retries: int = 2,
         top_logprobs: int = 20,
         http_client: Any = None,
+        role: str = "judge",
     ):
         self.base_url = base_url
+        self.role = role
         self.model = model
         self.tokenizer = tokenizer
         self.concurrency = concurrency
@@ -146,9 +157,11 @@ class OpenAIEngine:
             text = f"request timed out after {self.timeout:g}s ({self.max_retries} retries)"
         elif isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
-            text = f"cannot reach the judge server at {self.base_url} ({self.max_retries} retries): {cause}"
+            text = f"cannot reach the {self.role} server at {self.base_url} ({self.max_retries} retries): {cause}"
         elif isinstance(exc, openai.APIStatusError):
-            text = f"the judge server answered HTTP {exc.status_code}: {exc.message}"
+            text = f"the {self.role} server answered HTTP {exc.status_code}: {exc.message}"
+        elif isinstance(exc, _Malformed):
+            text = f"the {self.role} server sent a malformed reply {self.max_retries + 1} times: {exc}"
         else:
             text = f"{type(exc).__name__}: {exc}"
         text = " ".join(text.split())
@@ -179,36 +192,59 @@ class OpenAIEngine:
         if seed is not None:
             args["seed"] = seed
         try:
-            if messages is None:
-                if logprobs:
-                    args["logprobs"] = self.top_logprobs
-                if self.tokenizer is not None:  # the rendered template already holds BOS etc. (vLLM's flag)
-                    args["extra_body"] = {"add_special_tokens": False}
-                response = self.client.completions.create(prompt=text, **args)
-                choices = [(c.text, c.logprobs and c.logprobs.top_logprobs) for c in response.choices]
-                tops = [dict(lp[0]) if lp and lp[0] else None for _, lp in choices]
-                texts = [t for t, _ in choices]
-            else:
-                if text:  # an answer prefix: the server continues it
-                    messages = [*messages, {"role": "assistant", "content": text}]
-                    args["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
-                if logprobs:
-                    args.update(logprobs=True, top_logprobs=self.top_logprobs)
-                response = self.client.chat.completions.create(messages=messages, **args)
-                texts = [c.message.content or "" for c in response.choices]
-                tops = [
-                    {t.token: t.logprob for t in c.logprobs.content[0].top_logprobs}
-                    if c.logprobs and c.logprobs.content
-                    else None
-                    for c in response.choices
-                ]
-        except openai.OpenAIError as exc:
+            texts, tops, response = self._parsed(messages, text, logprobs, args)
+        except (openai.OpenAIError, _Malformed) as exc:
             raise EngineError(self._reason(exc)) from exc
         if not texts:
-            raise EngineError("the judge server returned no choices")
+            raise EngineError(f"the {self.role} server returned no choices")
         if logprobs and any(top is None for top in tops):
-            raise EngineError("the judge server returned no log-probabilities; set judge.mode=generate")
-        return [_Choice(t, self._count_tokens(t, response, len(texts)), top) for t, top in zip(texts, tops)]
+            raise EngineError(f"the {self.role} server returned no log-probabilities; set judge.mode=generate")
+        n = len(texts)
+        return [_Choice(t, self._count_tokens(t, response, n), top) for t, top in zip(texts, tops, strict=True)]
+
+    def _parsed(
+        self, messages: list[Message] | None, text: str, logprobs: bool, args: dict[str, Any]
+    ) -> tuple[list[str], list[dict[str, float] | None], Any]:
+        """(texts, first-token alternatives, response); a reply that does not parse is asked for again."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self._create(messages, text, logprobs, dict(args))
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:  # JSONDecodeError is a ValueError
+                if attempt == self.max_retries:
+                    raise _Malformed(f"{type(exc).__name__}: {exc}") from exc
+                time.sleep(MALFORMED_RETRY_DELAY * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _create(
+        self, messages: list[Message] | None, text: str, logprobs: bool, args: dict[str, Any]
+    ) -> tuple[list[str], list[dict[str, float] | None], Any]:
+        """The texts and first-token alternatives of one reply; TypeError etc. where it does not parse."""
+        if messages is None:
+            if logprobs:
+                args["logprobs"] = self.top_logprobs
+            if self.tokenizer is not None:  # the rendered template already holds BOS etc. (vLLM's flag)
+                args["extra_body"] = {"add_special_tokens": False}
+            response = self.client.completions.create(prompt=text, **args)
+            choices = [(c.text, c.logprobs and c.logprobs.top_logprobs) for c in response.choices]
+            tops = [dict(lp[0]) if lp and lp[0] else None for _, lp in choices]
+            texts = [t for t, _ in choices]
+        else:
+            if text:  # an answer prefix: the server continues it
+                messages = [*messages, {"role": "assistant", "content": text}]
+                args["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
+            if logprobs:
+                args.update(logprobs=True, top_logprobs=self.top_logprobs)
+            response = self.client.chat.completions.create(messages=messages, **args)
+            texts = [c.message.content or "" for c in response.choices]
+            tops = [
+                {t.token: t.logprob for t in c.logprobs.content[0].top_logprobs}
+                if c.logprobs and c.logprobs.content
+                else None
+                for c in response.choices
+            ]
+        if any(not isinstance(t, str) for t in texts):
+            raise TypeError("a choice without text")
+        return texts, tops, response
 
     def _count_tokens(self, text: str, response: Any, n: int) -> int:
         if self.tokenizer is not None:

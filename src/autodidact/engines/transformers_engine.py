@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from autodidact.engines import Completion, SamplingParams
-from autodidact.engines.decoding import DecodeOptions, NucleusSampler, decode
+from autodidact.engines.decoding import DecodeOptions, NucleusSampler, decode, plan_batches
 from autodidact.progress import progress_bar
 from autodidact.records import Message
 
@@ -98,11 +98,29 @@ class TransformersEngine:
 
     # --- generation ----------------------------------------------------------
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams, desc: str = "generating") -> list[list[Completion]]:
+    def generation_batches(self, prompts: Sequence[str], params: SamplingParams) -> list[list[int]]:
+        """Prompt indices per decoding batch, in the order `generate` runs them.
+
+        A shard of the request that keeps these batches whole and passes them
+        back (`generate(..., batches=)`) gets exactly the samples the whole
+        request gets here: same rows, same padding, same per-sample seeds.
+        """
+        lengths = [len(self._encode(p)) for p in prompts]
+        # self.model, not the merged copy: the plan needs only the config and dtype, both shared.
+        return plan_batches(lengths, params.n, params.max_new_tokens, self.model, self.decode_options)
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        desc: str = "generating",
+        batches: Sequence[Sequence[int]] | None = None,
+    ) -> list[list[Completion]]:
         """`params.n` samples per prompt; see `engines.decoding` for how the batch is run.
 
         A sample depends only on (seed, prompt, sample index): identical
-        prompts in one call get identical samples.
+        prompts in one call get identical samples. `batches` (indices into
+        `prompts`) replaces the engine's own plan; see `generation_batches`.
         """
         model = self.inference_model()
         encoded = [self._encode(p) for p in prompts]
@@ -119,6 +137,7 @@ class TransformersEngine:
                 pad_id=self.tokenizer.pad_token_id,
                 options=self.decode_options,
                 on_progress=advance,
+                batches=batches,
             )
         return [[self._completion(t) for t in per_prompt] for per_prompt in tokens]
 
@@ -149,9 +168,34 @@ class TransformersEngine:
                 return strip, ids
         raise ValueError(f"cannot tokenize continuations {list(continuations)!r} after the prompt consistently")
 
+    def _scoring_inputs(
+        self, prompts: Sequence[str], continuations: Sequence[str], reference: str | None
+    ) -> tuple[list[list[int]], list[list[int]]]:
+        """Prompt ids and continuation ids, split as `reference` (default: the first prompt) splits them."""
+        strip, cont_ids = self._continuation_ids(prompts[0] if reference is None else reference, continuations)
+        return [self._encode(p[: len(p) - strip] if strip else p) for p in prompts], cont_ids
+
+    def scoring_batches(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[list[int]]:
+        """Prompt indices per forward pass of `continuation_logprobs`: longest first, so a batch pads little.
+
+        As with `generation_batches`, a shard that keeps these whole scores exactly as the whole request.
+        """
+        if not prompts:
+            return []
+        return self._score_plan(self._scoring_inputs(prompts, continuations, None)[0])
+
+    def _score_plan(self, encoded: Sequence[list[int]]) -> list[list[int]]:
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        return [order[start : start + self.score_batch_size] for start in range(0, len(order), self.score_batch_size)]
+
     @torch.inference_mode()
     def continuation_logprobs(
-        self, prompts: Sequence[str], continuations: Sequence[str], desc: str = "scoring"
+        self,
+        prompts: Sequence[str],
+        continuations: Sequence[str],
+        desc: str = "scoring",
+        batches: Sequence[Sequence[int]] | None = None,
+        reference: str | None = None,
     ) -> list[list[float]]:
         """log P(continuation | prompt), teacher-forced, for every pair.
 
@@ -160,18 +204,22 @@ class TransformersEngine:
         last few positions: under causal attention the prompt's positions do
         not see the appended tokens, so one forward pass serves every
         continuation that shares that appended part (all of "0".."10").
-        Prompts are scored longest first, so a batch pads little.
+
+        A shard of a larger request passes that request's `batches` (see
+        `scoring_batches`, re-indexed into `prompts`) and its first prompt as
+        `reference`, which fixes how continuations are tokenized after a prompt.
         """
         if not prompts:
             return []
         model = self.inference_model()
-        strip, cont_ids = self._continuation_ids(prompts[0], continuations)
-        encoded = [self._encode(p[: len(p) - strip] if strip else p) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        encoded, cont_ids = self._scoring_inputs(prompts, continuations, reference)
+        if batches is None:
+            batches = self._score_plan(encoded)
+        elif sorted(i for b in batches for i in b) != list(range(len(prompts))):
+            raise ValueError("batches must hold every prompt index exactly once")
         results: list[list[float]] = [[] for _ in prompts]
         with progress_bar(desc, total=len(prompts), unit="prompts") as advance:
-            for start in range(0, len(order), self.score_batch_size):
-                chunk = order[start : start + self.score_batch_size]
+            for chunk in batches:
                 for i, row in zip(chunk, self._score_chunk(model, [encoded[i] for i in chunk], cont_ids)):
                     results[i] = row
                 advance(len(chunk))

@@ -59,6 +59,9 @@ def trainer_arguments(
         gradient_checkpointing=config.gradient_checkpointing,
         disable_tqdm=True,
         dataloader_num_workers=0,
+        # Multi-process (DDP): every trainable parameter gets a gradient each step, so DDP need not walk the
+        # graph looking for unused ones (an extra pass, and a warning per step). Ignored in one process.
+        ddp_find_unused_parameters=False,
     )
 
 
