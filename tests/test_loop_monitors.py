@@ -28,7 +28,7 @@ class _AlertAtIteration:
     def measure(self, evidence):
         return {"fake_measure": float(evidence.iteration)}
 
-    def alert(self, history):
+    def alert(self, history, evidence):
         return "seen" if len(history) - 1 == self.at else None
 
 

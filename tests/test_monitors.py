@@ -5,12 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autodidact.config import GenerationConfig
-from autodidact.monitors import BiasMonitor, Evidence, ReturnsMonitor, RewardHackingMonitor, check
+from autodidact.config import GenerationConfig, RunConfig
+from autodidact.monitors import (
+    BiasMonitor,
+    Evidence,
+    JudgeReliabilityMonitor,
+    ReturnsMonitor,
+    RewardHackingMonitor,
+    build_monitors,
+    check,
+)
 from autodidact.monitors.bias import bias_alert, score_length_correlation
 from autodidact.monitors.returns import gain_trend, gains, returns_alert
 from autodidact.monitors.reward_hacking import reward_hacking_alert
-from autodidact.records import Judgment, Prompt, Sample, SFTExample
+from autodidact.records import Alert, Judgment, Prompt, Sample, SFTExample
 from autodidact.selection import drop_near_duplicates, select, select_pairs
 
 PROMPT = Prompt("p", "t", "train", [{"role": "user", "content": "q"}])
@@ -86,6 +94,44 @@ def test_check_adds_measurements_before_alerting_and_marks_stop():
     assert metrics["score_length_corr"] == pytest.approx(1.0)
     assert metrics["gain"] == pytest.approx(-0.05)
     assert [(a.monitor, a.stop) for a in alerts] == [("reward_hacking", True), ("bias", False)]
+
+
+def _task_figures(auc, pass_rate=0.25, n=48.0, ungraded=0.0):
+    return {"judge_auc": auc, "pass_rate": pass_rate, "n": n, "ungraded": ungraded, "judge_score": 6.0}
+
+
+def test_judge_reliability_names_each_task_below_the_bound_in_one_alert():
+    evidence = Evidence(0, [{"heldout_metric": 0.3}], task_metrics={
+        "instructions": _task_figures(0.41, pass_rate=0.5, n=40.0, ungraded=0.0),
+        "arithmetic": _task_figures(0.523, pass_rate=0.25, n=50.0, ungraded=2.0),
+        "qa": _task_figures(0.9),  # reliable
+        "chats": _task_figures(None, pass_rate=None),  # no verifier: no AUC, nothing to say
+    })
+    metrics, alerts = check([JudgeReliabilityMonitor(0.6, stop=False)], evidence)
+    assert metrics == {}
+    assert alerts == [Alert(0, "judge_reliability", (
+        "the self-judge's held-out scores barely track correctness on arithmetic (AUC 0.52; 12 of 48 answers "
+        "pass) and instructions (AUC 0.41; 20 of 40 answers pass): their ROC AUC against the verifier is below "
+        "monitors.judge_reliability.min_auc 0.6, where 0.5 is chance. A rise in the judge's scores on these tasks "
+        "is no evidence of improvement; trust the verifier's pass rate there, or judge with a model the loop does "
+        "not train (judge.model), a rubric (judge.method: rubric) or the verifier."
+    ), stop=False)]
+    one = check([JudgeReliabilityMonitor(0.5, stop=True)], evidence)[1]
+    assert [(a.monitor, a.stop) for a in one] == [("judge_reliability", True)]
+    assert "on instructions (AUC 0.41; 20 of 40 answers pass): " in one[0].message
+    assert "on this task" in one[0].message
+
+
+def test_judge_reliability_is_quiet_at_or_above_the_bound_and_without_an_auc():
+    quiet = Evidence(2, [{}, {}, {}], task_metrics={"arithmetic": _task_figures(0.6), "qa": _task_figures(None)})
+    assert check([JudgeReliabilityMonitor(0.6, stop=False)], quiet) == ({}, [])
+    assert check([JudgeReliabilityMonitor(0.6, stop=False)], Evidence(0, [{}])) == ({}, [])
+
+
+def test_judge_reliability_is_on_by_default_and_off_with_no_bound():
+    assert [m.name for m in build_monitors(RunConfig(), None)][-1] == "judge_reliability"
+    off = RunConfig(monitors={"judge_reliability": {"min_auc": None}})
+    assert "judge_reliability" not in [m.name for m in build_monitors(off, None)]
 
 
 # --- mitigations --------------------------------------------------------------

@@ -236,7 +236,8 @@ def test_a_ray_run_equals_the_single_process_run(cluster, tiny_llama, tmp_path):
 
     local = run("local", {"backend": "none"})
     sharded = run("ray", {"backend": "ray", "workers": 2})
-    assert len(local["samples"]) == 2 * 3 * 2 + 2 * 2 * 4  # train samples + held-out answers (iterations 0, 1)
+    # train samples + held-out answers + paraphrased held-out answers (iterations 0, 1)
+    assert len(local["samples"]) == 2 * 3 * 2 + 2 * 2 * 4 + 2 * 2 * 4
     for table in ("samples", "judgments", "metrics"):
         assert sharded[table] == local[table], table
     # The checkpoints differ only by the run directory in their path.

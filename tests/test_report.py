@@ -113,3 +113,22 @@ def test_each_plot_draws_a_png_even_without_rows() -> None:
         uri = spec.draw([])
         assert uri.startswith("data:image/png;base64,")
         assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n", spec.id
+
+
+def test_report_shows_the_paraphrased_heldout_and_the_judge_reliability_alert(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path)
+    with RunStore(run_dir / "run.sqlite") as store, store.transaction():
+        for it in range(3):
+            store.add_metrics(it, {"paraphrase_pass_rate": 0.3 + 0.05 * it})
+            store.add_metrics(it, {"paraphrase_pass_rate": 0.3 + 0.05 * it, "paraphrase_pass_low": 0.125,
+                                   "paraphrase_pass_high": 0.55, "paraphrase_n": 48.0}, task="arithmetic")
+        store.add_alerts([Alert(0, "judge_reliability", "the self-judge's held-out scores barely track correctness "
+                                "on arithmetic (AUC 0.52; 12 of 48 answers pass)")])
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    assert "<th>arithmetic paraphrased</th>" in page and "<th>paraphrase_pass_rate</th>" in page
+    assert '<td class="num">40.0 [12.5, 55.0]</td>' in page  # iteration 2, with its 95% interval
+    assert "phrasings the training prompts never use" in page
+    assert "judge_reliability" in page and "barely track correctness on arithmetic (AUC 0.52" in page
+    # A run without the set (one begun before it existed, or sources only) shows no such column.
+    (tmp_path / "old").mkdir()
+    assert "paraphrased</th>" not in write_report(make_run(tmp_path / "old")).read_text(encoding="utf-8")

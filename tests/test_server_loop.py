@@ -53,11 +53,12 @@ def test_one_iteration_generates_on_the_server_and_hands_it_the_merged_weights(t
         assert wait_until_listed(server.url) == str(gguf)  # the server now runs the trained weights
 
         with RunStore(run_dir / STORE_FILE) as store:
-            samples = store.samples(0) + store.samples(1)  # held-out answers of both evaluations, train samples
+            # held-out and paraphrased held-out answers of both evaluations, train samples
+            samples = store.samples(0) + store.samples(1)
             judgments = store.judgments(1, "direct")
         # Every sample came from the server: it saw at least one /completions request per sample.
         requests = server.log.read_text().count("POST /v1/completions")
-        assert len(samples) == 2 * 4 * 2 + 2 * 3 * 2 and requests >= len(samples)
+        assert len(samples) == 2 * 4 * 2 + 2 * 4 * 2 + 2 * 3 * 2 and requests >= len(samples)
         # The policy judged itself on the server with log-probabilities: real scores, not failures.
         assert judgments and sum(j.score is not None for j in judgments) >= len(judgments) - 1
     finally:

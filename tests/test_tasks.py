@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from autodidact.errors import AutodidactError
 from autodidact.records import Prompt
-from autodidact.tasks import TASKS, ArithmeticTask, InstructionsTask, Task, get_task
+from autodidact.tasks import TASKS, ArithmeticTask, InstructionsTask, Task, arithmetic, get_task, instructions
 
 
 def _arith(op: str, a: int, b: int, reference: int | None) -> Prompt:
@@ -101,6 +103,93 @@ def test_instructions_oversized_request_is_refused() -> None:
 def test_negative_size_is_refused() -> None:
     with pytest.raises(AutodidactError):
         ArithmeticTask().build(-1, 5, seed=0)
+
+
+# --- the paraphrased held-out set ----------------------------------------------
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """A template's fixed words with any text in its {placeholders}: finds the template in a prompt."""
+    return re.compile("(.+?)".join(re.escape(part) for part in re.split(r"\{\w+\}", template)))
+
+
+# Every wording of each side, as templates: (training wordings, held-out-only wordings).
+WORDINGS = {
+    "arithmetic": (list(arithmetic._TEMPLATES),
+                   [t for ts in arithmetic._PARAPHRASES.values() for t in ts]),
+    "instructions": ([*instructions.REQUESTS, *instructions._STATEMENTS.values()],
+                     [*instructions.PARAPHRASED_REQUESTS, *instructions._PARAPHRASED_STATEMENTS.values()]),
+}
+
+
+@pytest.mark.parametrize("task", [ArithmeticTask(), InstructionsTask()])
+def test_paraphrased_heldout_is_disjoint_and_worded_apart(task: Task) -> None:
+    train, heldout = task.build(300, 100, seed=5)
+    reworded = task.build_paraphrased(300, 100, 100, seed=5)
+    assert len(reworded) == 100 and len(_texts(reworded)) == 100
+    assert {p.split for p in reworded} == {"heldout_paraphrase"} and {p.task for p in reworded} == {task.name}
+    assert reworded[3].id == f"{task.name}-heldout_paraphrase-0003"
+    seen = _texts(train) | _texts(heldout)
+    assert _texts(reworded) & seen == set()
+    # The same problem in the training wording is a text no train or held-out prompt has: the pool's unit.
+    assert {p.meta["training_wording"] for p in reworded} & seen == set()
+    # No prompt of the set contains a training template, and no training prompt a held-out-only one.
+    training, held_out_only = WORDINGS[task.name]
+    checked = 0
+    for template in training:
+        assert not any(_template_pattern(template).search(p.text) for p in reworded), template
+        checked += 1
+    for template in held_out_only:
+        assert not any(_template_pattern(template).search(p.text) for p in train + heldout), template
+        checked += 1
+    assert checked == len(training) + len(held_out_only) >= 8
+    # Every held-out-only wording is used (a small pool leaves every op room), and train/held-out are
+    # what build() gives without the set.
+    many = task.build_paraphrased(20, 10, 300, seed=5)
+    for template in held_out_only:
+        assert any(_template_pattern(template).search(p.text) for p in many), template
+    assert task.build(300, 100, seed=5) == (train, heldout)
+
+
+def test_paraphrased_arithmetic_shares_no_problem_and_keeps_its_answer() -> None:
+    task = ArithmeticTask()
+    train, heldout = task.build(500, 200, seed=3)
+    reworded = task.build_paraphrased(500, 200, 200, seed=3)
+    assert len(_triples(reworded)) == 200
+    assert _triples(reworded) & (_triples(train) | _triples(heldout)) == set()
+    for p in reworded:
+        op, a, b = p.meta["op"], p.meta["a"], p.meta["b"]
+        assert p.reference == {"+": a + b, "-": a - b, "*": a * b}[op]
+        assert str(a) in p.text and str(b) in p.text
+        assert task.verify(p, f"The answer is {p.reference}.") == 1.0
+        assert task.verify(p, f"{p.reference + 1}") == 0.0
+
+
+def test_paraphrased_instructions_keep_the_constraint_and_its_grading() -> None:
+    task = InstructionsTask()
+    reworded = task.build_paraphrased(200, 48, 200, seed=1)
+    assert {p.reference["kind"] for p in reworded} == set(instructions.KINDS)
+    for p in reworded:
+        assert p.meta == p.reference | {"training_wording": p.meta["training_wording"]}
+        assert instructions.describe(p.reference, paraphrased=True) in p.text
+        for field in ("n", "word", "key", "phrase"):
+            if field in p.reference:
+                assert str(p.reference[field]) in p.text
+    assert set(instructions._PARAPHRASED_STATEMENTS) == set(instructions.KINDS)
+    assert len(instructions.PARAPHRASED_REQUESTS) == len(instructions.REQUESTS)
+
+
+@pytest.mark.parametrize("task", [ArithmeticTask(), InstructionsTask()])
+def test_paraphrased_heldout_is_deterministic_and_grows_by_extension(task: Task) -> None:
+    assert task.build_paraphrased(20, 10, 8, seed=42) == task.build_paraphrased(20, 10, 8, seed=42)
+    assert task.build_paraphrased(20, 10, 8, seed=42) == task.build_paraphrased(20, 10, 16, seed=42)[:8]
+    assert task.build_paraphrased(20, 10, 0, seed=42) == []
+
+
+def test_paraphrased_heldout_beyond_the_problem_space_is_refused() -> None:
+    task = ArithmeticTask(max_operand=2, max_factor=3)  # 22 problems
+    assert len(task.build_paraphrased(18, 2, 2, seed=0)) == 2
+    with pytest.raises(AutodidactError, match="only 22 distinct.*paraphrase_heldout_size"):
+        task.build_paraphrased(18, 2, 3, seed=0)
 
 
 # --- arithmetic verifier ------------------------------------------------------

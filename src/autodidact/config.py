@@ -200,6 +200,14 @@ class TasksConfig(Section):
     )
     train_size: int = Field(200, ge=1, description="Training prompts drawn per built-in task (the pool).")
     heldout_size: int = Field(48, ge=1, description="Held-out prompts per built-in task, never trained on.")
+    paraphrase_heldout_size: int | None = Field(
+        None,
+        ge=0,
+        description="Prompts per built-in task in a second held-out set, worded in phrasings the training prompts "
+        "never use (problems disjoint from train and held-out), graded every iteration as paraphrase_pass_rate "
+        "so a gain can be told apart from learning the prompt templates. Unset: tasks.heldout_size; 0 turns it "
+        "off. Tasks from sources have none.",
+    )
     prompts_per_iteration: int = Field(
         24, ge=1, description="Training prompts per task used in each iteration (times a source's weight)."
     )
@@ -223,6 +231,10 @@ class TasksConfig(Section):
         if duplicated:
             raise ValueError(f"task names must be unique; repeated: {', '.join(duplicated)}")
         return self
+
+    def paraphrase_size(self) -> int:
+        """Prompts per built-in task in the paraphrased held-out set (0 = none)."""
+        return self.heldout_size if self.paraphrase_heldout_size is None else self.paraphrase_heldout_size
 
     def all_names(self) -> list[str]:
         """Every task of the run: built-in names, then sources, in config order."""
@@ -621,12 +633,27 @@ class ReturnsConfig(Section):
     stop: bool = Field(False, description="Stop the run when gains are shrinking and below stopping.min_delta.")
 
 
+class JudgeReliabilityConfig(Section):
+    min_auc: float | None = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="Alert, for each task, when the self-judge's held-out scores rank passing above failing answers "
+        "with a ROC AUC (judge_auc against the task's verifier; 0.5 = chance) below this: there a rise in the judge's "
+        "scores is no evidence of improvement. Unset turns the check off.",
+    )
+    stop: bool = Field(False, description="Stop the run when the self-judge is unreliable on a task.")
+
+
 class MonitorsConfig(Section):
     enabled: bool = Field(True, description="Measure the failure modes after every evaluation.")
     reward_hacking: RewardHackingConfig = Field(default_factory=RewardHackingConfig, description="Judge score vs held-out metric.")
     bias: BiasConfig = Field(default_factory=BiasConfig, description="Position, length and perspective bias of the judge.")
     diversity: DiversityConfig = Field(default_factory=DiversityConfig, description="Mode collapse: diversity of samples.")
     returns: ReturnsConfig = Field(default_factory=ReturnsConfig, description="Diminishing returns: gain per iteration.")
+    judge_reliability: JudgeReliabilityConfig = Field(
+        default_factory=JudgeReliabilityConfig, description="Self-judge vs the held-out verifiers, per task."
+    )
 
 
 class ReviewConfig(Section):

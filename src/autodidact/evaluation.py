@@ -5,6 +5,12 @@ self-judge score, how well that score ranks passing above failing answers
 (ROC AUC against the verifier), and the mean response length. The headline
 metric that early stopping watches is the mean pass rate over tasks.
 
+A second held-out set, where a task has one (`Task.build_paraphrased`), asks
+problems of the same kind in phrasings the training prompts never use. It is
+answered and verified the same way, without the judge, and its figures are
+stored as `paraphrase_<name>` (`paraphrase_metrics`): a gain on the usual
+held-out prompts that is absent there was learnt from the prompt templates.
+
 A relative judge (pairwise, contrastive, self-consistency, or an ensemble
 with one of them) compares several samples of a prompt, so it cannot score
 the single greedy answer held-out evaluation makes per prompt; there a
@@ -130,6 +136,29 @@ def heldout_metrics(
     return metrics
 
 
+# The verifier's figures of a task, which the paraphrased held-out set reports (it is not judged).
+PARAPHRASE_FIGURES = ("pass_rate", "pass_low", "pass_high", "n", "ungraded")
+
+
+def paraphrase_metrics(metrics: Mapping[str, Mapping[str, float | None]]) -> dict[str, dict[str, float | None]]:
+    """The paraphrased held-out set's figures, named apart from the usual held-out ones.
+
+    Per task `paraphrase_pass_rate`, `paraphrase_pass_low`, `paraphrase_pass_high`
+    (95% Wilson interval), `paraphrase_n`, `paraphrase_ungraded`; over all tasks
+    ('') `paraphrase_pass_rate`, the mean over the tasks that have the set.
+
+    Args:
+        metrics: `heldout_metrics` of the answers to the paraphrased prompts.
+    """
+    renamed = {
+        task: {f"paraphrase_{name}": values.get(name) for name in PARAPHRASE_FIGURES}
+        for task, values in metrics.items() if task
+    }
+    if "" in metrics:
+        renamed[""] = {"paraphrase_pass_rate": metrics[""].get("pass_rate")}
+    return renamed
+
+
 def evaluate_heldout(
     engine: Engine,
     judge: Judge | None,
@@ -137,10 +166,11 @@ def evaluate_heldout(
     prompts: Sequence[Prompt],
     iteration: int,
     max_new_tokens: int,
+    desc: str | None = None,
 ) -> HeldoutResult:
     """Answer every held-out prompt greedily, verify, and (optionally) self-judge."""
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
-    outputs = answer(engine, tasks, prompts, params, desc=f"held-out eval (iter {iteration})")
+    outputs = answer(engine, tasks, prompts, params, desc=desc or f"held-out eval (iter {iteration})")
     samples = [
         Sample(id=f"it{iteration}-{p.id}-0", prompt_id=p.id, iteration=iteration, index=0, text=o[0].text, num_tokens=o[0].num_tokens)
         for p, o in zip(prompts, outputs)

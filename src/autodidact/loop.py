@@ -39,7 +39,7 @@ from autodidact.config import RunConfig, load_config, to_yaml, validate_config
 from autodidact.engines import Engine, SamplingParams, ServesCheckpoints, TokenCounter
 from autodidact.engines.serving import build_policy_engine
 from autodidact.errors import AutodidactError
-from autodidact.evaluation import evaluate_heldout, heldout_judge
+from autodidact.evaluation import evaluate_heldout, heldout_judge, paraphrase_metrics
 from autodidact.generate import answer
 from autodidact.judges import JudgeItem, build_judge
 from autodidact.judges.contrastive import critique_and_revise_batch, revision_requests
@@ -47,7 +47,7 @@ from autodidact.judges.external import judge_engine
 from autodidact.judges.health import failure_error, judge_stats
 from autodidact.monitors import Evidence, build_monitors, check
 from autodidact.monitors.probes import diversity_probe, reference_score
-from autodidact.records import STAGES, Alert, Prompt, Sample
+from autodidact.records import PARAPHRASE_SPLIT, STAGES, Alert, Prompt, Sample
 from autodidact.review.gate import agreement_stop, pause_message
 from autodidact.selection import drop_near_duplicates, revision_examples, select, select_pairs
 from autodidact.stopping import best_iteration, stop_reason
@@ -291,6 +291,11 @@ class SelfImprovementLoop:
         for name, task in self.tasks.items():
             train, heldout = task.build(t.train_size, t.heldout_size, seed=self.config.seed)
             prompts += train + heldout
+            # The paraphrased held-out set: built-in tasks only (sources have no `build_paraphrased`). Stored
+            # in the same transaction as every other prompt, so a resumed run neither lacks nor repeats it.
+            paraphrased = getattr(task, "build_paraphrased", None)
+            if paraphrased is not None and t.paraphrase_size():
+                prompts += paraphrased(t.train_size, t.heldout_size, t.paraphrase_size(), seed=self.config.seed)
         with self.store.transaction():
             self.store.add_prompts(prompts)
             self.store.set_meta("prompts_ready", "1")
@@ -317,7 +322,7 @@ class SelfImprovementLoop:
         """New training prompts from tasks that write their own (self-instruct), and their filter counts."""
         written: list[Prompt] = []
         info: dict[str, int] = {}
-        avoid = self.store.prompts(split="heldout")
+        avoid = self.store.prompts(split="heldout") + self.store.prompts(split=PARAPHRASE_SPLIT)
         for name, task in self.tasks.items():
             if not hasattr(task, "grow"):
                 continue
@@ -519,7 +524,11 @@ class SelfImprovementLoop:
         history = []
         for i in range(it + 1):
             history.append({row["name"]: row["value"] for row in self.store.metrics(i) if not row["task"]})
-        evidence = Evidence(it, history)
+        by_task: dict[str, dict[str, float | None]] = defaultdict(dict)
+        for row in self.store.metrics(it):
+            if row["task"]:
+                by_task[row["task"]][row["name"]] = row["value"]
+        evidence = Evidence(it, history, task_metrics=dict(by_task))
         if it > 0:
             _, samples = self._train_samples(it)
             evidence.train_samples = [s for s in samples if not is_revision(s)]
@@ -556,14 +565,26 @@ class SelfImprovementLoop:
     def _evaluate(self, it: int, start: float) -> None:
         judge = self.heldout_judge if self.config.evaluation.judge_heldout else None
         heldout = self.store.prompts(split="heldout")
-        result = evaluate_heldout(self.engine, judge, self.tasks, heldout, it, self.config.evaluation.max_new_tokens)
+        max_new_tokens = self.config.evaluation.max_new_tokens
+        result = evaluate_heldout(self.engine, judge, self.tasks, heldout, it, max_new_tokens)
         if it > 0:  # before anything is stored: a collapsed iteration is rolled back, not recorded
             previous = self.store.metric(it - 1, "heldout_metric")
             check_heldout(previous, result.metrics[""].get("heldout_metric"), self.config.stopping.max_metric_drop)
+        metrics = result.metrics
+        samples = result.samples
+        # The paraphrased held-out set (none in a run begun before it existed): the same greedy answers and
+        # verifiers, no judge; its figures are stored as paraphrase_*, and early stopping never reads them.
+        paraphrased = self.store.prompts(split=PARAPHRASE_SPLIT)
+        if paraphrased:
+            desc = f"paraphrased held-out eval (iter {it})"
+            reworded = evaluate_heldout(self.engine, None, self.tasks, paraphrased, it, max_new_tokens, desc=desc)
+            samples = samples + reworded.samples
+            for task, values in paraphrase_metrics(reworded.metrics).items():
+                metrics[task] = metrics.get(task, {}) | values
         with self.store.transaction():
-            self.store.add_samples(result.samples)
+            self.store.add_samples(samples)
             self.store.add_judgments(result.judgments)
-            for task, values in result.metrics.items():
+            for task, values in metrics.items():
                 self.store.add_metrics(it, values, task=task)
             info = {"heldout_judge": judge.name if judge is not None else None}
             self.store.finish_stage(it, "evaluate", time.perf_counter() - start, info)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Split = Literal["train", "heldout"]
+Split = Literal["train", "heldout", "heldout_paraphrase"]
+PARAPHRASE_SPLIT: Split = "heldout_paraphrase"  # held-out prompts reworded away from the training phrasings
 STAGES = ("generate", "judge", "select", "train", "evaluate", "monitor")  # the stages of an iteration, in order
 Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": str}
 

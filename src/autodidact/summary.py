@@ -24,27 +24,39 @@ def _num(value: float | None, fmt: str = "{:.2f}") -> str:
 
 
 def iteration_table(rows: Sequence[dict], task_names: Sequence[str], title: str = "Held-out results") -> Table:
-    """Pass rate % [95% Wilson interval] per task, mean pass rate, judge score and AUC, length, samples kept."""
+    """Pass rate % [95% Wilson interval] per task, mean pass rate (and on the paraphrased held-out set, where
+    the run has one), judge score and AUC, length, samples kept."""
+    paraphrased = any(row.get("paraphrase_pass_rate") is not None for row in rows)
     caption = (
         "pass % [95% CI] on held-out prompts; judge score 0-10 and judge AUC (how well the score ranks "
         "passing above failing answers; 0.5 = chance) from the held-out judge"
     )
+    if paraphrased:
+        caption += (
+            "; paraphrased pass %: mean over the built-in tasks on held-out prompts in phrasings training never "
+            "used (a gain missing there was learnt from the prompt templates)"
+        )
     table = Table(title=title, caption=caption)
     table.add_column("iter", justify="right")
     for name in task_names:
         table.add_column(name, justify="right")
-    for header in ("mean pass %", "judge", "judge AUC", "tokens", "kept"):
+    headers = ["mean pass %", "paraphrased pass %", "judge", "judge AUC", "tokens", "kept"]
+    if not paraphrased:
+        headers.remove("paraphrased pass %")
+    for header in headers:
         table.add_column(header, justify="right")
     for row in rows:
-        table.add_row(
+        cells = [
             str(row["iteration"]),
             *(_pass_cell(row["tasks"].get(name, {})) for name in task_names),
             _pct(row.get("pass_rate")),
+            *([_pct(row.get("paraphrase_pass_rate"))] if paraphrased else []),
             _num(row.get("judge_score")),
             _num(row.get("judge_auc")),
             _num(row.get("mean_tokens"), "{:.0f}"),
             "-" if row.get("kept") is None else str(row["kept"]),
-        )
+        ]
+        table.add_row(*cells)
     return table
 
 

@@ -12,6 +12,7 @@ and the report, and stops the run when that monitor's `stop` is set.
 | mode_collapse | distinct-1/2, self-BLEU, embedding similarity of sampled answers | generation.temperature_schedule, selection.dedup_similarity |
 | diminishing_returns | gain per iteration and its trend | early stopping (stopping.*) |
 | reliability | agreement of the judge with people (`autodidact review`) | review.pause, review.min_agreement |
+| judge_reliability | per task, the judge's held-out AUC against the verifier | judge.model, rubric, verifiers |
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from autodidact.monitors.bias import bias_alert, score_length_correlation
+from autodidact.monitors.judge_reliability import unreliable_judge_alert
 from autodidact.monitors.returns import gain_trend, gains, returns_alert
 from autodidact.monitors.reward_hacking import reward_hacking_alert, train_judge_score
 from autodidact.records import Alert, Judgment, Sample
@@ -41,6 +43,7 @@ class Evidence:
     train_samples: list[Sample] = field(default_factory=list)  # none at iteration 0
     train_judgments: list[Judgment] = field(default_factory=list)
     probe_groups: list[list[str]] = field(default_factory=list)  # sampled answers per held-out probe prompt
+    task_metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)  # this iteration's, per task
 
 
 class Monitor(Protocol):
@@ -51,8 +54,8 @@ class Monitor(Protocol):
         """This iteration's metrics (added to the store and to `evidence.history[-1]` before `alert`)."""
         ...
 
-    def alert(self, history: Sequence[Metrics]) -> str | None:
-        """A one-paragraph warning about the last iteration of `history`, or None."""
+    def alert(self, history: Sequence[Metrics], evidence: Evidence) -> str | None:
+        """A one-paragraph warning about the last iteration of `history` (with this `evidence`), or None."""
         ...
 
 
@@ -67,7 +70,7 @@ class RewardHackingMonitor:
             return {}
         return {"train_judge_score": train_judge_score(evidence.train_judgments)}
 
-    def alert(self, history: Sequence[Metrics]) -> str | None:
+    def alert(self, history: Sequence[Metrics], evidence: Evidence) -> str | None:
         return reward_hacking_alert(history, self.window, self.tolerance)
 
 
@@ -85,7 +88,7 @@ class BiasMonitor:
             return {}
         return {"score_length_corr": score_length_correlation(evidence.train_samples, evidence.train_judgments)}
 
-    def alert(self, history: Sequence[Metrics]) -> str | None:
+    def alert(self, history: Sequence[Metrics], evidence: Evidence) -> str | None:
         return bias_alert(history[-1], *self.thresholds)
 
 
@@ -100,7 +103,7 @@ class ModeCollapseMonitor:
 
         return diversity_metrics(evidence.probe_groups, self.embedder) if evidence.probe_groups else {}
 
-    def alert(self, history: Sequence[Metrics]) -> str | None:
+    def alert(self, history: Sequence[Metrics], evidence: Evidence) -> str | None:
         from autodidact.monitors.diversity import collapse_alert, diversity_scores
 
         return collapse_alert([diversity_scores(m) for m in history], self.max_drop)
@@ -116,8 +119,21 @@ class ReturnsMonitor:
         values = [m.get("heldout_metric") for m in evidence.history]
         return {"gain": gains(values)[-1], "gain_trend": gain_trend(values, self.window)}
 
-    def alert(self, history: Sequence[Metrics]) -> str | None:
+    def alert(self, history: Sequence[Metrics], evidence: Evidence) -> str | None:
         return returns_alert(history, self.min_delta)
+
+
+class JudgeReliabilityMonitor:
+    name = "judge_reliability"
+
+    def __init__(self, min_auc: float, stop: bool) -> None:
+        self.min_auc, self.stop = min_auc, stop
+
+    def measure(self, evidence: Evidence) -> dict[str, float | None]:
+        return {}  # judge_auc per task is stored by the evaluate stage
+
+    def alert(self, history: Sequence[Metrics], evidence: Evidence) -> str | None:
+        return unreliable_judge_alert(evidence.task_metrics, self.min_auc)
 
 
 def build_monitors(config: RunConfig, embedder: Embedder | None) -> list[Monitor]:
@@ -125,13 +141,16 @@ def build_monitors(config: RunConfig, embedder: Embedder | None) -> list[Monitor
     m = config.monitors
     if not m.enabled:
         return []
-    return [
+    monitors: list[Monitor] = [
         RewardHackingMonitor(m.reward_hacking.window, m.reward_hacking.tolerance, m.reward_hacking.stop),
         BiasMonitor(m.bias.min_position_consistency, m.bias.max_length_correlation, m.bias.max_disagreement,
                     m.bias.stop),
         ModeCollapseMonitor(embedder, m.diversity.max_drop, m.diversity.stop),
         ReturnsMonitor(m.returns.window, config.stopping.min_delta, m.returns.stop),
     ]
+    if m.judge_reliability.min_auc is not None:
+        monitors.append(JudgeReliabilityMonitor(m.judge_reliability.min_auc, m.judge_reliability.stop))
+    return monitors
 
 
 def check(monitors: Sequence[Monitor], evidence: Evidence) -> tuple[dict[str, float | None], list[Alert]]:
@@ -144,10 +163,10 @@ def check(monitors: Sequence[Monitor], evidence: Evidence) -> tuple[dict[str, fl
         history[-1] |= measured
     alerts = []
     for monitor in monitors:
-        message = monitor.alert(history)
+        message = monitor.alert(history, evidence)
         if message:
             alerts.append(Alert(evidence.iteration, monitor.name, message, stop=monitor.stop))
     return metrics, alerts
 
 
-__all__ = ["Evidence", "Monitor", "build_monitors", "check"]
+__all__ = ["Evidence", "JudgeReliabilityMonitor", "Monitor", "build_monitors", "check"]

@@ -25,8 +25,9 @@ from autodidact.store import RunStore
 
 # Overall metrics in table order; any other metric found in the store follows them.
 METRIC_ORDER = (
-    "heldout_metric", "pass_rate", "judge_score", "judge_auc", "mean_tokens", "train_judge_score",
-    "reference_judge_score", "position_consistency", "tie_rate", "score_length_corr", "disagreement", "vote_margin",
+    "heldout_metric", "pass_rate", "paraphrase_pass_rate", "judge_score", "judge_auc", "mean_tokens",
+    "train_judge_score", "reference_judge_score", "position_consistency", "tie_rate", "score_length_corr",
+    "disagreement", "vote_margin",
     "distinct_1", "distinct_2", "self_bleu", "embedding_similarity", "gain", "gain_trend", "human_ratings",
     "human_spearman", "human_kappa", "human_accuracy", "human_agreement",
 )
@@ -46,8 +47,10 @@ def plot_specs(unit: str = "samples") -> tuple[PlotSpec, ...]:
     """The eight plots in page order; `unit` names what selection keeps ('samples' or 'pairs')."""
     return (
         PlotSpec("plot-heldout", plots.heldout_plot,
-                 "Pass rate on held-out prompts per task (bars: 95% interval) and the overall held-out metric. "
-                 "Bad sign: flat or falling after training, or intervals that overlap the base model's."),
+                 "Pass rate on held-out prompts per task (bars: 95% interval), the overall held-out metric and, "
+                 "where the run has it, the mean pass rate on held-out prompts worded in phrasings training never "
+                 "used. Bad sign: flat or falling after training, intervals that overlap the base model's, or a "
+                 "gain the paraphrased prompts do not share (learnt from the prompt templates)."),
         PlotSpec("plot-judge", plots.judge_plot,
                  "Mean judge score (left axis) against the held-out metric (right axis). "
                  "Bad sign: the judge score rising while the held-out metric stays flat or falls (reward hacking)."),
@@ -107,6 +110,11 @@ def metric_columns(rows: Sequence[Mapping]) -> list[str]:
     present = {k for r in rows for k, v in r.items()
                if k not in _ROW_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
     return [m for m in METRIC_ORDER if m in present] + sorted(present - set(METRIC_ORDER))
+
+
+def paraphrase_tasks(rows: Sequence[Mapping]) -> list[str]:
+    """Tasks with a pass rate on the paraphrased held-out set in any row, by name."""
+    return sorted({t for r in rows for t, m in r.get("tasks", {}).items() if m.get("paraphrase_pass_rate") is not None})
 
 
 def _judgment_view(text: str, judgment: Judgment) -> dict[str, Any]:
@@ -180,6 +188,7 @@ def render(run_dir: Path, store: RunStore, rows: Sequence[Mapping], examples_per
         plots=figures,
         rows=rows,
         tasks=sorted({t for r in rows for t in r.get("tasks", {})}),
+        paraphrase_tasks=paraphrase_tasks(rows),
         columns=metric_columns(rows),
         unit=unit,
         example_sets=[s for s in example_sets if s["items"]],

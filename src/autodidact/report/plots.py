@@ -79,7 +79,8 @@ def to_data_uri(fig: Figure) -> str:
 
 
 def heldout_plot(rows: Rows) -> str:
-    """Held-out pass rate per task with its 95% interval (error bars), and the overall held-out metric."""
+    """Held-out pass rate per task with its 95% interval (error bars), the overall held-out metric, and the
+    mean pass rate on the paraphrased held-out set where the run has one."""
     fig, ax = _figure("Held-out metric per iteration (95% interval per task)")
     drawn = False
     tasks = sorted({t for r in rows for t in r.get("tasks", {})})
@@ -101,6 +102,10 @@ def heldout_plot(rows: Rows) -> str:
     xs, ys = series(rows, "heldout_metric")
     if xs:
         ax.plot(xs, ys, marker="s", color="black", linestyle="--", label="heldout_metric")
+        drawn = True
+    xs, ys = series(rows, "paraphrase_pass_rate")
+    if xs:  # the held-out set worded in phrasings training never used
+        ax.plot(xs, ys, marker="D", color="gray", linestyle=":", label="paraphrased pass rate (mean)")
         drawn = True
     ax.set_ylabel("pass rate")
     return _finish(fig, ax, rows, drawn)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import replace
 
 from autodidact.errors import AutodidactError
 from autodidact.records import Prompt, Split
@@ -16,6 +17,31 @@ _TEMPLATES = (
     "What is {a} {word} {b}? Answer with just the number.",
 )
 _WORDS = {"+": "plus", "-": "minus", "*": "times"}
+
+# The paraphrased held-out set only (`build_paraphrased`): wordings no training prompt uses. None
+# shares a frame with _TEMPLATES: no "What is", no operator symbol or word ("plus", "minus",
+# "times"), no "just the number" / "only the result". Four per op, so the template a pool draw
+# picked maps to one of them by its index.
+_PARAPHRASES = {
+    "+": (
+        "Add {a} and {b}. What do you get? Reply with the number only.",
+        "Find the sum of {a} and {b}. Reply with the number only.",
+        "Start with {a} and add {b} to it. Which number results? Give the number and nothing else.",
+        "Put {a} and {b} together. How much is that in total? Reply with the number only.",
+    ),
+    "-": (
+        "Subtract {b} from {a}. What do you get? Reply with the number only.",
+        "Start with {a} and take away {b}. Which number is left? Reply with the number only.",
+        "Take {b} away from {a}. How much remains? Give the number and nothing else.",
+        "Start from {a} and count down by {b}. Where do you end up? Reply with the number only.",
+    ),
+    "*": (
+        "Multiply {a} by {b}. What do you get? Reply with the number only.",
+        "Find the product of {a} and {b}. Reply with the number only.",
+        "How much is {b} groups of {a}? Give the number and nothing else.",
+        "If each of {a} boxes holds {b} items, how many items are there altogether? Reply with the number only.",
+    ),
+}
 
 # A number token: grouped thousands ("1,234") or plain digits, with an optional
 # sign and decimal tail. The sign counts only when no digit precedes it, so the
@@ -71,13 +97,43 @@ class ArithmeticTask:
         One pool is de-duplicated by (op, a, b), which also de-duplicates the
         text, so the two splits share neither a problem nor a prompt text.
         """
-        if train_size < 0 or heldout_size < 0:
-            raise AutodidactError(f"arithmetic: sizes must be >= 0, got train {train_size}, heldout {heldout_size}.")
-        wanted = train_size + heldout_size
+        pool = self._pool([train_size, heldout_size], seed, "train_size/heldout_size")
+        # Held-out first: it then depends only on (seed, heldout_size), so runs with
+        # different training pools are compared on the same held-out prompts.
+        train = [self._prompt("train", i, *item) for i, item in enumerate(pool[heldout_size:])]
+        heldout = [self._prompt("heldout", i, *item) for i, item in enumerate(pool[:heldout_size])]
+        return train, heldout
+
+    def build_paraphrased(self, train_size: int, heldout_size: int, size: int, seed: int) -> list[Prompt]:
+        """`size` held-out prompts in wordings no training prompt uses (split "heldout_paraphrase").
+
+        The problems continue the pool `build(train_size, heldout_size, seed)`
+        draws, so they share no (op, a, b) with its train or held-out prompts,
+        and are then reworded with the held-out-only phrasings (`_PARAPHRASES`).
+        `meta["training_wording"]` keeps the problem as the training templates
+        would have asked it: a text neither split of `build` holds.
+        """
+        pool = self._pool([train_size, heldout_size, size], seed, "train_size/heldout_size/paraphrase_heldout_size")
+        prompts = []
+        for i, (op, a, b, text) in enumerate(pool[train_size + heldout_size:]):
+            k = next(j for j, t in enumerate(_TEMPLATES) if text == t.format(a=a, b=b, sym=op, word=_WORDS[op]))
+            prompt = self._prompt("heldout_paraphrase", i, op, a, b, _PARAPHRASES[op][k].format(a=a, b=b))
+            prompts.append(replace(prompt, meta=prompt.meta | {"training_wording": text}))
+        return prompts
+
+    def _pool(self, sizes: list[int], seed: int, fields: str) -> list[tuple[str, int, int, str]]:
+        """sum(sizes) distinct problems (op, a, b, text in a training template), in draw order.
+
+        A larger request extends a smaller one: the first items are the same, so
+        the paraphrased set drawn after train and held-out leaves both unchanged.
+        """
+        if any(n < 0 for n in sizes):
+            raise AutodidactError(f"arithmetic: sizes must be >= 0, got {fields} {'/'.join(map(str, sizes))}.")
+        wanted = sum(sizes)
         if wanted > self.capacity():
             raise AutodidactError(
                 f"arithmetic: asked for {wanted} prompts but only {self.capacity()} distinct problems exist; "
-                "lower train_size/heldout_size or raise max_operand."
+                f"lower {fields} or raise max_operand."
             )
         rng = random.Random(seed)
         seen: set[tuple[str, int, int]] = set()
@@ -92,14 +148,8 @@ class ArithmeticTask:
             seen.add((op, a, b))
             pool.append((op, a, b, template.format(a=a, b=b, sym=op, word=_WORDS[op])))
         if len(pool) < wanted:
-            raise AutodidactError(
-                f"arithmetic: drew only {len(pool)} of {wanted} distinct prompts; lower train_size/heldout_size."
-            )
-        # Held-out first: it then depends only on (seed, heldout_size), so runs with
-        # different training pools are compared on the same held-out prompts.
-        train = [self._prompt("train", i, *item) for i, item in enumerate(pool[heldout_size:])]
-        heldout = [self._prompt("heldout", i, *item) for i, item in enumerate(pool[:heldout_size])]
-        return train, heldout
+            raise AutodidactError(f"arithmetic: drew only {len(pool)} of {wanted} distinct prompts; lower {fields}.")
+        return pool
 
     def verify(self, prompt: Prompt, response: str) -> float | None:
         """1.0 if the last integer in `response` equals the reference, else 0.0.

@@ -1,7 +1,7 @@
 """The `Task` protocol: where prompts come from and how answers are checked.
 
 Every task builds disjoint train and held-out prompts and grades a response.
-Three optional hooks let a task do more; the loop calls each one only where a
+Four optional hooks let a task do more; the loop calls each one only where a
 task defines it:
 
 - `grow(engine, pool, avoid, iteration, seed) -> list[Prompt]`: new training
@@ -12,6 +12,12 @@ task defines it:
   in generation and in held-out evaluation alike.
 - `Prompt.meta["deployed_response"]`: a reply already given in deployment
   (logged conversations); it joins the generated samples as one more candidate.
+- `build_paraphrased(train_size, heldout_size, size, seed) -> list[Prompt]`:
+  a second held-out set (split "heldout_paraphrase") of problems neither split
+  of `build(train_size, heldout_size, seed)` holds, worded in phrasings the
+  training prompts never use, so a gain can be told apart from learning the
+  prompt templates. The built-in tasks have it; tasks from the user's data
+  (files, logs, self-written prompts, documents) do not, and get no such set.
 """
 
 from __future__ import annotations

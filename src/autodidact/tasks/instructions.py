@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import replace
 from typing import Any
 
 from autodidact.errors import AutodidactError
@@ -62,6 +63,26 @@ _STATEMENTS = {
     "ends_with": 'End your answer with the exact phrase "{phrase}"',
 }
 
+# The paraphrased held-out set only (`build_paraphrased`): the same requests and constraints in
+# words no training prompt uses. PARAPHRASED_REQUESTS[i] rewords REQUESTS[i]; every statement
+# asks for exactly what the `_STATEMENTS` entry of its kind asks, so `check` grades both alike.
+PARAPHRASED_REQUESTS: tuple[str, ...] = (
+    "Paint a picture of {subject} in words.",
+    "I'd like to hear about {subject}.",
+    "Put down some thoughts on {subject}.",
+    "Why might someone find {subject} fascinating?",
+)
+_PARAPHRASED_STATEMENTS = {
+    "lowercase": "Keep every letter of your reply in lower case, not a single capital.",
+    "max_words": "Keep your reply to {n} words or fewer.",
+    "min_words": "Use no fewer than {n} words in your reply.",
+    "include_word": 'Make sure the word "{word}" appears somewhere in your reply.',
+    "avoid_word": 'Never write the word "{word}" in your reply.',
+    "json_key": 'Reply with nothing but a JSON object, and give it a "{key}" field.',
+    "bullets": 'Reply as a list of exactly {n} items, one per line, each line beginning with "- ".',
+    "ends_with": 'Let the very last words of your reply be "{phrase}"',
+}
+
 # A whole response that is one fenced block, optionally tagged json.
 _FENCE = re.compile(r"\A```(?:json)?\s*(.*?)\s*```\Z", re.DOTALL | re.IGNORECASE)
 
@@ -91,9 +112,12 @@ def constraint_options(kind: str, noun: str) -> list[dict[str, Any]]:
     raise ValueError(f"unknown constraint kind {kind!r}")
 
 
-def describe(constraint: dict[str, Any]) -> str:
-    """The constraint in plain English, as it appears in the user message."""
-    return _STATEMENTS[constraint["kind"]].format(**constraint)
+def describe(constraint: dict[str, Any], paraphrased: bool = False) -> str:
+    """The constraint in plain English, as it appears in the user message.
+
+    `paraphrased`: in the held-out-only wording of the paraphrased held-out set.
+    """
+    return (_PARAPHRASED_STATEMENTS if paraphrased else _STATEMENTS)[constraint["kind"]].format(**constraint)
 
 
 def _has_word(text: str, word: str) -> bool:
@@ -166,39 +190,64 @@ class InstructionsTask:
         One pool is de-duplicated by the user-message text, so no text appears
         in both splits.
         """
-        if train_size < 0 or heldout_size < 0:
-            raise AutodidactError(f"instructions: sizes must be >= 0, got train {train_size}, heldout {heldout_size}.")
-        wanted = train_size + heldout_size
+        pool = self._pool([train_size, heldout_size], seed, "train_size/heldout_size")
+        # Held-out first: it then depends only on (seed, heldout_size), so runs with
+        # different training pools are compared on the same held-out prompts.
+        train = [self._prompt("train", i, text, c) for i, (text, c, _, _) in enumerate(pool[heldout_size:])]
+        heldout = [self._prompt("heldout", i, text, c) for i, (text, c, _, _) in enumerate(pool[:heldout_size])]
+        return train, heldout
+
+    def build_paraphrased(self, train_size: int, heldout_size: int, size: int, seed: int) -> list[Prompt]:
+        """`size` held-out prompts in wordings no training prompt uses (split "heldout_paraphrase").
+
+        The items continue the pool `build(train_size, heldout_size, seed)`
+        draws (request, subject, constraint), so each is a problem neither of
+        its splits asks, exactly as a held-out prompt is; it is then worded
+        with `PARAPHRASED_REQUESTS` and the paraphrased constraint statements.
+        `meta["training_wording"]` keeps the text the training wording would
+        have given: a text neither split of `build` holds.
+        """
+        pool = self._pool([train_size, heldout_size, size], seed, "train_size/heldout_size/paraphrase_heldout_size")
+        prompts = []
+        for i, (text, constraint, subject, k) in enumerate(pool[train_size + heldout_size:]):
+            reworded = f"{PARAPHRASED_REQUESTS[k].format(subject=subject)} {describe(constraint, paraphrased=True)}"
+            prompt = self._prompt("heldout_paraphrase", i, reworded, constraint)
+            prompts.append(replace(prompt, meta=prompt.meta | {"training_wording": text}))
+        return prompts
+
+    def _pool(self, sizes: list[int], seed: int, fields: str) -> list[tuple[str, dict[str, Any], str, int]]:
+        """sum(sizes) distinct (text, constraint, subject, request index) items, in draw order.
+
+        A larger request extends a smaller one: the first items are the same, so
+        the paraphrased set drawn after train and held-out leaves both unchanged.
+        """
+        if any(n < 0 for n in sizes):
+            raise AutodidactError(f"instructions: sizes must be >= 0, got {fields} {'/'.join(map(str, sizes))}.")
+        wanted = sum(sizes)
         if wanted > self.capacity():
             raise AutodidactError(
                 f"instructions: asked for {wanted} prompts but only {self.capacity()} distinct prompts exist; "
-                "lower train_size/heldout_size."
+                f"lower {fields}."
             )
         rng = random.Random(seed)
         seen: set[str] = set()
-        pool: list[tuple[str, dict[str, Any]]] = []
+        pool: list[tuple[str, dict[str, Any], str, int]] = []
         for _ in range(_DRAWS_PER_PROMPT * wanted):
             if len(pool) == wanted:
                 break
             subject, noun = rng.choice(TOPICS)
-            request = rng.choice(REQUESTS).format(subject=subject)
+            request = rng.choice(REQUESTS)
             # Kind first, then its parameters, so each kind is equally likely
             # however many parameter values it has.
             constraint = rng.choice(constraint_options(rng.choice(KINDS), noun))
-            text = f"{request} {describe(constraint)}"
+            text = f"{request.format(subject=subject)} {describe(constraint)}"
             if text in seen:
                 continue
             seen.add(text)
-            pool.append((text, constraint))
+            pool.append((text, constraint, subject, REQUESTS.index(request)))
         if len(pool) < wanted:
-            raise AutodidactError(
-                f"instructions: drew only {len(pool)} of {wanted} distinct prompts; lower train_size/heldout_size."
-            )
-        # Held-out first: it then depends only on (seed, heldout_size), so runs with
-        # different training pools are compared on the same held-out prompts.
-        train = [self._prompt("train", i, *item) for i, item in enumerate(pool[heldout_size:])]
-        heldout = [self._prompt("heldout", i, *item) for i, item in enumerate(pool[:heldout_size])]
-        return train, heldout
+            raise AutodidactError(f"instructions: drew only {len(pool)} of {wanted} distinct prompts; lower {fields}.")
+        return pool
 
     def verify(self, prompt: Prompt, response: str) -> float | None:
         """1.0 if `response` meets the prompt's constraint, else 0.0.
