@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 
 try:
     import llama_cpp.server.app  # noqa: F401  (the server extra: fastapi, sse-starlette, starlette-context)
@@ -210,3 +211,13 @@ def completion(text: str, top: dict[str, float] | None = None, model: str = "stu
 
 def models(*names: str) -> dict:
     return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "me"} for n in names]}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # On a busy 2-core machine (a llama.cpp server beside us, other jobs) torch's 2-thread pool waits ~10 ms
+    # per op for a descheduled thread: one forward of the bundled model takes 3 s instead of 0.15 s.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

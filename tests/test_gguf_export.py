@@ -22,6 +22,7 @@ from autodidact.export import export_run
 from autodidact.export_gguf import _permute, source_gguf, write_gguf
 from autodidact.models import bundled_gguf
 from autodidact.store import RunStore
+from llama_server import one_torch_thread  # noqa: F401  (autouse: one torch thread in this module)
 
 try:
     import llama_cpp
@@ -29,16 +30,6 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     llama_cpp = None
 
 QUESTION = [{"role": "user", "content": "What is 2 + 2?"}]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # On a busy 2-core machine (a llama.cpp server beside us, other jobs) torch's 2-thread pool waits ~10 ms
-    # per op for a descheduled thread: one forward of the bundled model takes 3 s instead of 0.15 s.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

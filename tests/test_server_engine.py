@@ -28,19 +28,9 @@ from autodidact.judges import JudgeItem
 from autodidact.judges.direct import DirectScoreJudge
 from autodidact.models import bundled_gguf, resolve_model
 from autodidact.records import Prompt
-from llama_server import LlamaServer, StubServer, completion, models, needs_llama_server
+from llama_server import LlamaServer, StubServer, completion, models, needs_llama_server, one_torch_thread  # noqa: F401
 
 QUESTION = [{"role": "user", "content": "What is 2 + 2?"}]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # On a busy 2-core machine (a llama.cpp server beside us, other jobs) torch's 2-thread pool waits ~10 ms
-    # per op for a descheduled thread: one forward of the bundled model takes 3 s instead of 0.15 s.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -52,8 +53,20 @@ from typing import Any, TypeVar
 import openai
 
 from autodidact.engines import Completion, EngineError, FailedRow, SamplingParams
+from autodidact.errors import AutodidactError
 from autodidact.progress import progress_bar
 from autodidact.records import Message
+
+
+def read_api_key(env_name: str | None, field: str) -> str | None:
+    """The API key from the environment variable `env_name` (None when unset in the config); `field` names it."""
+    if not env_name:
+        return None
+    key = os.environ.get(env_name)
+    if not key:
+        raise AutodidactError(f"{field}: the environment variable {env_name} is not set. Export it before the run.")
+    return key
+
 
 CHAT_MARK = "\x00"  # never inside json.dumps output, which escapes control characters
 MAX_TOKENS_PER_CONTINUATION = 3

@@ -24,7 +24,6 @@ never enter selection; log-probability rows keep the judge contract (`FailedRow`
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 import shutil
 import subprocess
@@ -108,17 +107,10 @@ class ServerPolicyEngine:
             AutodidactError: an unset key variable, an unreachable or unusable server, or a reload
                 setting that cannot work with this config.
         """
-        from autodidact.engines.openai_engine import OpenAIEngine
+        from autodidact.engines.openai_engine import OpenAIEngine, read_api_key
 
         s = config.model.server
-        api_key = None
-        if s.api_key_env:
-            api_key = os.environ.get(s.api_key_env)
-            if not api_key:
-                raise AutodidactError(
-                    f"model.server.api_key_env: the environment variable {s.api_key_env} is not set. "
-                    "Export it before the run."
-                )
+        api_key = read_api_key(s.api_key_env, "model.server.api_key_env")
         requests = OpenAIEngine(
             s.url, s.model_name or "", api_key=api_key, tokenizer=tokenizer, concurrency=s.concurrency,
             timeout=s.timeout, max_retries=s.max_retries, http_client=http_client, role="policy",

@@ -18,7 +18,6 @@ and a run must not become a different experiment than the one configured.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from autodidact.engines import Engine, EngineError, TransformersEngine
@@ -66,15 +65,9 @@ def judge_engine(config: RunConfig, policy_engine: Engine, http_client: Any = No
 
 def server_engine(j: JudgeConfig, http_client: Any = None) -> OpenAIEngine:
     """An `OpenAIEngine` for `judge.model`, probed once so that a wrong URL, name or key fails now."""
-    from autodidact.engines.openai_engine import OpenAIEngine
+    from autodidact.engines.openai_engine import OpenAIEngine, read_api_key
 
-    api_key = None
-    if j.api_key_env:
-        api_key = os.environ.get(j.api_key_env)
-        if not api_key:
-            raise AutodidactError(
-                f"judge.api_key_env: the environment variable {j.api_key_env} is not set. Export it before the run."
-            )
+    api_key = read_api_key(j.api_key_env, "judge.api_key_env")
     engine = OpenAIEngine(
         j.model,
         j.model_name,
