@@ -42,6 +42,13 @@ from statistics import fmean
 
 ROOT = Path(__file__).resolve().parents[1]
 
+BIG = [
+    "tasks.prompts_per_iteration=64",
+    "generation.samples_per_prompt=8",
+    "training.epochs=2",
+    "training.learning_rate=0.0005",
+]
+
 # name -> (overrides of configs/default.yaml, what it tests)
 RECIPES: dict[str, tuple[list[str], str]] = {
     "default": ([], "configs/default.yaml: direct 0-10 log-prob judge, top-1 of 4 samples, LoRA SFT"),
@@ -56,6 +63,12 @@ RECIPES: dict[str, tuple[list[str], str]] = {
     "lr1e-4": (["training.learning_rate=0.0001"], "learning rate 1e-4 instead of 2e-4"),
     "r64": (["training.lora_r=64", "training.lora_alpha=128"], "LoRA rank 64 instead of 16"),
     "length_band": (["selection.length_band=0.5"], "the shortest sample within 0.5 of the best score"),
+    # A larger training budget per iteration: 64 prompts a task, 8 samples each, two epochs at 5e-4.
+    "big": (BIG, "the default judge with the larger budget"),
+    "verifier_big": (
+        [*BIG, "judge.method=verifier", "selection.min_score=5"],
+        "the larger budget, the verifier as judge, passing samples only: the supervised upper bound",
+    ),
 }
 SPLITS = ("heldout", "heldout_paraphrase")
 

@@ -434,6 +434,28 @@ def test_respond_answers_with_the_search_tool() -> None:
     assert final_answer(out[0][0].text) == "56 hours." and first.search_stats.searches == 1
 
 
+def test_restore_rebuilds_the_index_and_split_of_build_without_the_model(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for f in DATA.iterdir():
+        (folder / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    built = DocumentsTask(_config(path=str(folder)), ScriptedEngine(_pair_writer), BagOfWords())
+    train, heldout = built.build(100, 100, seed=0)
+
+    def no_writing(prompt: str, k: int, params: SamplingParams) -> str:
+        raise AssertionError("restore writes no question")
+
+    restored = DocumentsTask(_config(path=str(folder)), ScriptedEngine(no_writing), BagOfWords())
+    restored.restore(train + heldout, seed=0)
+    assert restored.index.chunks == built.index.chunks and np.array_equal(restored.index.vectors, built.index.vectors)
+    assert (restored.heldout_chunks, restored.train_chunks) == (built.heldout_chunks, built.train_chunks)
+    assert restored.search_tool()("bread flour") == built.search_tool()("bread flour")
+    # Documents edited since the questions were written: refused, not searched with another index.
+    (folder / "bread.txt").write_text("Flour.\n", encoding="utf-8")
+    with pytest.raises(AutodidactError, match="changed since this run wrote its questions"):
+        DocumentsTask(_config(path=str(folder)), ScriptedEngine(no_writing), BagOfWords()).restore(train, seed=0)
+
+
 # --- grading ------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -12,13 +13,16 @@ import sys
 import pytest
 import torch
 from rich.console import Console
+from typer.testing import CliRunner
 
 import autodidact
 import autodidact.chat as chat_module
+import autodidact.cli as cli
 from autodidact.chat import chat, chat_once
 from autodidact.config import load_config
 from autodidact.errors import AutodidactError
 from autodidact.export import export_run
+from autodidact.logs import NOISY_LOGGERS
 from autodidact.store import RunStore
 from autodidact.training import load_policy
 from test_loop import tiny_config
@@ -241,3 +245,41 @@ def test_chat_with_an_export_and_without_a_base(run_dir, tiny_llama, tmp_path):
     assert console.export_text().count(f"Chatting with base ({tiny_llama}) and improved (iter 1)") == 2
     with pytest.raises(AutodidactError, match="--compare: .* names no base model"):
         chat(tiny_llama, compare=True, input_fn=_script([]), console=console)
+
+
+@pytest.fixture
+def cli_runner(monkeypatch):
+    """Typer's runner on the `autodidact` app, printing to an unwrapped console; the logger levels the app's
+    --verbose/--quiet callback sets are put back afterwards."""
+    monkeypatch.setattr(cli, "out", Console(width=2000))  # resolves sys.stdout per print: the runner captures it
+    saved = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    yield CliRunner()
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_export_command_writes_the_chosen_iteration(run_dir, tmp_path, cli_runner):
+    out = tmp_path / "exported"
+    result = cli_runner.invoke(cli.app, ["export", str(run_dir), str(out), "--iteration", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"Wrote {out}. Load it with AutoModelForCausalLM.from_pretrained('{out}').\n"
+    assert json.loads((out / "autodidact_export.json").read_text())["iteration"] == 1
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= {p.name for p in out.iterdir()}
+
+
+def test_chat_compare_command_shows_both_answers(run_dir, cli_runner, monkeypatch):
+    calls = _spy(monkeypatch)
+    args = ["chat", str(run_dir), "--compare", "--max-new-tokens", "8", "--temperature", "0", "--seed", "3"]
+    result = cli_runner.invoke(cli.app, args, input="hello\n")  # then end of input: the chat ends
+    assert result.exit_code == 0, result.output
+    base_call, improved_call = calls
+    assert base_call["args"] == improved_call["args"] == (8, 0.0, 3)
+    assert base_call["messages"] == improved_call["messages"] == [{"role": "user", "content": "hello"}]
+    assert base_call["reply"] != improved_call["reply"]
+    text = result.output
+    assert "Chatting with base (" in text and "and improved (iter 1)." in text
+    assert re.search(r"┃ base\s+┃ improved \(iter 1\)\s+┃", text)
+    flat = " ".join(text.split())
+    for reply in (base_call["reply"], improved_call["reply"]):
+        lines = [" ".join(line.split()) for line in reply.splitlines() if line.strip()]
+        assert lines and all(line in flat for line in lines)

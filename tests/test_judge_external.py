@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from autodidact.config import validate_config
+from autodidact.errors import AutodidactError
 from autodidact.loop import STORE_FILE, SelfImprovementLoop
 from autodidact.store import RunStore
 
@@ -48,3 +50,26 @@ def test_null_judge_model_keeps_the_policy_judging_itself(tiny_llama, tmp_path):
     with RunStore(tmp_path / "ext" / STORE_FILE) as store:
         loop = SelfImprovementLoop(cfg, tmp_path / "ext", store)
         assert loop.judge.engine.engine is loop.engine  # through the TokenCounter
+
+
+def test_an_ensemble_member_naming_its_own_model_runs_on_that_model_frozen(tiny_model_dirs, tmp_path):
+    """One member inherits the ensemble's engine (the policy), the other loads the model it names."""
+    members = [{"method": "direct"}, {"method": "direct", "model": tiny_model_dirs["qwen2"]}]
+    cfg = config(tiny_model_dirs["llama"], tmp_path, method="ensemble", members=members)
+    (tmp_path / "ext").mkdir()
+    with RunStore(tmp_path / "ext" / STORE_FILE) as store:
+        loop = SelfImprovementLoop(cfg, tmp_path / "ext", store)
+        inherited, own = (member.engine for member in loop.judge.members)
+        assert inherited is loop.judge_engine and inherited.engine is loop.engine
+        assert own.engine is not loop.engine and own.into is loop.judge_engine  # its tokens count as the judge's
+        assert type(own.engine.model).__name__ == "Qwen2ForCausalLM" != type(loop.policy).__name__
+        assert not any(p.requires_grad for p in own.engine.model.parameters())
+
+
+def test_an_ensemble_member_whose_model_cannot_load_names_the_member(tiny_llama, tmp_path):
+    members = [{"method": "direct"}, {"method": "direct", "model": str(tmp_path / "missing")}]
+    cfg = config(tiny_llama, tmp_path, method="ensemble", members=members)
+    (tmp_path / "ext").mkdir()
+    with RunStore(tmp_path / "ext" / STORE_FILE) as store:
+        with pytest.raises(AutodidactError, match=r"^judge\.members\[1\]: judge\.model: "):
+            SelfImprovementLoop(cfg, tmp_path / "ext", store)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 import autodidact
+from autodidact.config import validate_config
 from autodidact.errors import AutodidactError
 from autodidact.judges.health import failure_error, judge_stats
-from autodidact.loop import STORE_FILE
+from autodidact.loop import STORE_FILE, SelfImprovementLoop
 from autodidact.records import Judgment
 from autodidact.store import RunStore
 
@@ -20,6 +22,16 @@ def arithmetic_ungradable(prompt, response, reference):
     if isinstance(reference, int):
         raise ValueError("cannot grade arithmetic")
     return True
+
+
+def always_fails(prompt, response, reference):
+    raise ValueError("judge server down")
+
+
+def arithmetic_ungradable_rest_by_length(prompt, response, reference):
+    if isinstance(reference, int):
+        raise ValueError("cannot grade arithmetic")
+    return len(response) % 3 / 2  # rewards that differ within a group, so GRPO does move the adapter
 '''
 
 
@@ -79,6 +91,38 @@ def test_run_at_the_limit_trains_and_records_the_judges_figures(tiny_llama, tmp_
         assert {e.score for e in store.selection(1)} == {10.0}  # only the graded instruction samples
     assert result.iterations[1]["program_timeouts"] == 0.0
     assert result.iterations[1]["judge_failed_train"] == 6
+
+
+@pytest.mark.parametrize(
+    ("program", "max_failed_share", "failed"),
+    [
+        ("always_fails", 0.5, "12 of 12 training judgments failed (100% > judge.max_failed_share=0.5)"),
+        ("arithmetic_ungradable_rest_by_length", 0.4, "6 of 12 training judgments failed (50% > "
+         "judge.max_failed_share=0.4)"),
+    ],
+)
+def test_grpo_run_stops_without_a_checkpoint_when_too_many_rewards_fail(
+    tiny_llama, tmp_path, grader, program, max_failed_share, failed
+):
+    """GRPO judges inside training: the same limit applies to its rewards, and the in-place update is undone
+    (with some rewards that differ, the adapter did move before the check)."""
+    config = tiny_program_run(
+        tiny_llama, tmp_path, "grpo", program=f"tiny_grader:{program}", max_failed_share=max_failed_share
+    )
+    config["training"] |= {"method": "grpo", "learning_rate": 1e-2}
+    run_dir = tmp_path / "grpo"
+    run_dir.mkdir()
+    with RunStore(run_dir / STORE_FILE) as store:
+        loop = SelfImprovementLoop(validate_config(config), run_dir, store)
+        adapter = {n: p.detach().clone() for n, p in loop.policy.named_parameters() if p.requires_grad}
+        with pytest.raises(AutodidactError) as err:
+            loop.run()
+        # 2 tasks x 3 prompts x 2 completions: all failed, or the 6 arithmetic ones.
+        assert str(err.value).startswith(f"iteration 1: {failed}, so nothing is trained on the rest.")
+        assert store.stage_done(1, "select") and not store.stage_done(1, "train")  # redone on resume
+        assert store.counts()["checkpoints"] == 0 and not (run_dir / "checkpoints").exists()
+        assert store.samples(1) == [] and store.judgments(1) == []  # no rollouts stored
+        assert all(torch.equal(adapter[n], p) for n, p in loop.policy.named_parameters() if n in adapter)
 
 
 def test_failure_share_is_strictly_more_than_the_limit():

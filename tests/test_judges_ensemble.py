@@ -9,6 +9,7 @@ from statistics import pstdev
 import pytest
 
 from autodidact.config import JudgeConfig
+from autodidact.errors import AutodidactError
 from autodidact.judges import JudgeItem, build_judge
 from autodidact.judges.ensemble import EnsembleJudge, PersonaJudge, combine_scores
 from autodidact.records import Judgment, Prompt
@@ -121,3 +122,27 @@ def test_ensemble_on_tiny_model(tiny_engine):
     judgments = build_judge(config, tiny_engine, {}).judge(ITEMS)
     assert [j.sample_id for j in judgments] == ["s0", "s1", "s2"]
     assert all(j.score is None or 0 <= j.score <= 10 for j in judgments)
+
+
+def test_a_member_naming_its_own_model_gets_that_engine_and_is_never_run_on_the_ensembles():
+    config = JudgeConfig(
+        method="ensemble",
+        members=[{"method": "direct"}, {"method": "rubric", "model": "some/judge"}],
+    )
+    ensemble_engine, member_engine = ScoreEngine(), ScoreEngine()
+    asked = []
+
+    def engine_for(member):
+        asked.append(member.model)
+        return member_engine
+
+    judge = build_judge(config, ensemble_engine, {}, engine_for=engine_for)
+    assert asked == ["some/judge"]
+    assert judge.members[0].engine is ensemble_engine and judge.members[1].engine is member_engine
+    with pytest.raises(AutodidactError, match=r"^judge\.members\[1\]\.model: this caller cannot load"):
+        build_judge(config, ensemble_engine, {})  # no way to load it: an error, not the ensemble's engine
+
+
+def test_a_members_failure_share_is_refused_as_unused():
+    with pytest.raises(ValueError, match=r"judge\.members\[0\]\.max_failed_share is not used"):
+        JudgeConfig(method="ensemble", members=[{"method": "direct", "max_failed_share": 0.9}])

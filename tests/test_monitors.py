@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autodidact.config import GenerationConfig, RunConfig
+from autodidact.config import GenerationConfig, RewardHackingConfig, RunConfig
 from autodidact.monitors import (
     BiasMonitor,
     Evidence,
@@ -17,7 +17,7 @@ from autodidact.monitors import (
 )
 from autodidact.monitors.bias import bias_alert, score_length_correlation
 from autodidact.monitors.returns import gain_trend, gains, returns_alert
-from autodidact.monitors.reward_hacking import reward_hacking_alert
+from autodidact.monitors.reward_hacking import reward_hacking_alert, unmeasured_notice
 from autodidact.records import Alert, Judgment, Prompt, Sample, SFTExample
 from autodidact.selection import drop_near_duplicates, select, select_pairs
 
@@ -46,6 +46,40 @@ def test_reward_hacking_uses_the_reference_judge_where_no_verifier_exists():
     history = [{"judge_score": j, "reference_judge_score": r} for j, r in [(5, 6.0), (6, 5.0), (7, 5.0)]]
     message = reward_hacking_alert(history, window=2)
     assert message is not None and "reference judge score went 60.0% -> 50.0%" in message
+
+
+def test_reward_hacking_on_the_default_run_in_results_md():
+    """docs/RESULTS.md's default run: the judge rose every iteration while the pass rate went 28.1 -> 25.0.
+
+    The rule asks for `window` steps in a row where the pass rate did not rise by more than `tolerance`. The
+    pass rate rose 24.0 -> 28.1 at iteration 2, so the defaults (window 2, tolerance 0) never alert on this
+    history; docs/CONCEPTS.md says so, and which settings do alert.
+    """
+    history = _history([6.03, 6.21, 6.43, 6.58], [0.281, 0.240, 0.281, 0.250])
+
+    def alerted_at(window: int, tolerance: float) -> list[int]:
+        return [it for it in range(len(history)) if reward_hacking_alert(history[: it + 1], window, tolerance)]
+
+    defaults = RewardHackingConfig()
+    assert alerted_at(defaults.window, defaults.tolerance) == [] and (defaults.window, defaults.tolerance) == (2, 0.0)
+    assert alerted_at(1, 0.0) == [1, 3]
+    assert alerted_at(2, 0.05) == [2, 3]
+    assert alerted_at(3, 0.05) == [3]
+    message = reward_hacking_alert(history, window=2, tolerance=0.05)
+    assert "6.21 -> 6.58 over iterations 1-3" in message and "24.0% -> 25.0%" in message
+
+
+def test_unmeasurable_reward_hacking_is_one_non_stopping_alert_at_iteration_0():
+    monitors = build_monitors(RunConfig(monitors={"reward_hacking": {"stop": True}}), None)
+    no_truth = Evidence(0, [{"judge_score": 6.0, "heldout_metric": 6.0, "pass_rate": None}])
+    _, alerts = check(monitors, no_truth)
+    assert alerts == [Alert(0, "reward_hacking", unmeasured_notice({}), stop=False)]  # its stop is set: no matter
+    assert alerts[0].message.startswith("reward hacking is not measured in this run: no verifier graded")
+    assert "monitors.reward_hacking.reference_judge" in alerts[0].message
+    # A verifier's pass rate or the reference judge's score measures it; later iterations never repeat it.
+    assert check(monitors, Evidence(0, [{"judge_score": 6.0, "pass_rate": 0.25}]))[1] == []
+    assert check(monitors, Evidence(0, [{"judge_score": 6.0, "reference_judge_score": 7.0}]))[1] == []
+    assert check(monitors, Evidence(1, [{"judge_score": 6.0}, {"judge_score": 6.5}]))[1] == []
 
 
 def test_score_length_correlation_is_exact_and_none_when_undefined():

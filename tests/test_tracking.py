@@ -5,16 +5,29 @@ and a real trainer's own logs routed through report_to."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import sys
 import types
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from autodidact.config import RunConfig, to_yaml
 from autodidact.errors import AutodidactError
-from autodidact.records import Alert, Judgment, Prompt, Sample
+from autodidact.records import Alert, Judgment, Prompt, Rating, Sample
+from autodidact.review import review_command
+from autodidact.review.gate import agreement_stop
 from autodidact.store import RunStore
-from autodidact.tracking import TrainerReport, iteration_payload, make_tracker, markdown_table, require_tracker
+from autodidact.tracking import (
+    TrainerReport,
+    iteration_payload,
+    make_tracker,
+    markdown_table,
+    require_tracker,
+    run_tracker,
+)
+from test_review import build_run, score_item
 
 CONFIG = {"name": "demo", "seed": 3, "training": {"method": "sft", "learning_rate": 0.0001}}
 
@@ -143,6 +156,38 @@ def test_tensorboard_event_files_hold_the_exact_scalars_samples_and_config(store
     assert list(samples) == [1] and samples[1] == markdown_table(iteration_payload(store, 1)[1])
     config = _texts(events, "config")
     assert list(config) == [0] and "    name: demo" in config[0] and "learning_rate: 0.0001" in config[0]
+
+
+def test_human_agreement_reaches_tensorboard_from_the_review_gate_and_an_import(tmp_path):
+    """Ratings arrive after their iteration was sent: the loop's review gate and `review --import` send the
+    changed `review/human_*` figures, stepped by the checkpoint's iteration, and nothing unchanged twice."""
+    pytest.importorskip("tensorboard")
+    run_dir = tmp_path / "run"
+    store = build_run(run_dir, [score_item("a", "p0-s0", 2), score_item("b", "p0-s1", 5), score_item("c", "p0-s2", 8),
+                                score_item("d", "p1-s0", 1, iteration=2), score_item("e", "p1-s1", 4, iteration=2)])
+    config = RunConfig(name="demo", tracking="tensorboard", review={"min_ratings": 2})
+    (run_dir / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
+
+    tracker = run_tracker(config, run_dir)
+    agreement_stop(store, config.review, tracker)  # nothing rated yet: nothing to send
+    with store.transaction():
+        for item_id, value in [("a", 1.0), ("b", 6.0), ("c", 7.0)]:  # ranked as the judge ranks them
+            store.rate(Rating(item_id, value, "ann"))
+    assert agreement_stop(store, config.review, tracker) is None
+    agreement_stop(store, config.review, tracker)  # the same figures: not sent again
+    tracker.close()
+    (tmp_path / "r.csv").write_text("item_id,rating\nd,9\ne,3\n", encoding="utf-8")  # against the judge
+    review_command(run_dir, import_file=tmp_path / "r.csv", console=Console(file=io.StringIO()))
+
+    events = _events(run_dir / "tracking")
+    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    assert scalars == {
+        "review/human_ratings": [(1, 3.0), (2, 2.0)],
+        "review/human_spearman": [(1, 1.0), (2, -1.0)],
+        "review/human_agreement": [(1, 1.0), (2, -1.0)],
+    }
+    assert (store.metric(1, "human_agreement"), store.metric(2, "human_agreement")) == (1.0, -1.0)
+    store.close()
 
 
 def test_training_report_per_tracker(tmp_path):

@@ -325,7 +325,8 @@ class JudgeConfig(Section):
     members: list[JudgeConfig] = Field(
         default_factory=list,
         description="Ensemble: the member judges, each a judge section of its own (fields it leaves out "
-        "take their defaults), e.g. [{method: direct}, {method: rubric, criteria: [correct]}].",
+        "take their defaults, except model: a member without one runs on the ensemble's judge model), e.g. "
+        "[{method: direct}, {method: rubric, criteria: [correct], model: default}].",
     )
     personas: list[str] = Field(
         default_factory=list,
@@ -470,6 +471,12 @@ class JudgeConfig(Section):
     def _ensemble_has_members(self) -> JudgeConfig:
         if self.method == "ensemble" and not self.members and not self.personas:
             raise ValueError("method 'ensemble' needs at least one entry in members or personas")
+        for i, member in enumerate(self.members):
+            if "max_failed_share" in member.model_fields_set:  # the loop reads the combined judgments only
+                raise ValueError(
+                    f"judge.members[{i}].max_failed_share is not used: the failure policy reads the ensemble's "
+                    "combined judgments; set judge.max_failed_share instead"
+                )
         return self
 
 
@@ -745,6 +752,18 @@ class RunConfig(Section):
             raise ValueError(
                 "training.num_processes > 1 runs SFT or DPO through accelerate; GRPO trains in one process: "
                 "set training.num_processes=1 or training.method=sft"
+            )
+        searched = [s for s in self.tasks.sources if s.type == "documents" and s.search]
+        if self.training.method == "grpo" and len(searched) > 1:  # TRL calls a tool by its name: one `search`
+            raise ValueError(
+                f"training.method 'grpo' gives the model one search tool, but documents sources "
+                f"{[s.name for s in searched]} each search their own documents; put the documents in one source "
+                "(one folder) or set search: false on all but one"
+            )
+        if self.training.method == "grpo" and any(s.search_first for s in searched):
+            raise ValueError(
+                "search_first runs the first search of the <search> text protocol; with training.method 'grpo' "
+                "TRL runs the model's own tool calls: set the documents source's search_first: false"
             )
         if self.selection.revise and self.training.method != "sft":
             raise ValueError(

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from autodidact.config import RunConfig, load_config, to_yaml, validate_config
+from autodidact.config import JudgeConfig, RunConfig, load_config, to_yaml, validate_config
 from autodidact.engines import Engine, SamplingParams, ServesCheckpoints, TokenCounter
 from autodidact.engines.serving import build_policy_engine
 from autodidact.errors import AutodidactError
@@ -53,9 +53,10 @@ from autodidact.selection import drop_near_duplicates, revision_examples, select
 from autodidact.stopping import best_iteration, stop_reason
 from autodidact.store import RunStore
 from autodidact.tasks import build_tasks
-from autodidact.tracking import NullTracker, Tracker, iteration_payload, make_tracker, require_tracker
+from autodidact.tracking import NullTracker, Tracker, iteration_payload, require_tracker, run_tracker
 from autodidact.training import RolloutRecorder, load_policy, save_checkpoint, train_dpo, train_grpo, train_sft
 from autodidact.training.faults import TrainingFault, check_heldout, check_training, restore_policy
+from autodidact.training.grpo import check_tools
 from autodidact.training.multiprocess import train_multiprocess
 from autodidact.training.sft import forward_kept, init_adapters
 
@@ -104,11 +105,27 @@ class SelfImprovementLoop:
             init_adapters(self.policy, config.seed)
         self.engine = self._policy_engine(last)
         self.online = config.training.method == "grpo"  # generation and judging happen inside training
+        if self.online and any(s.type == "documents" and s.search for s in config.tasks.sources):
+            check_tools(self.tokenizer)  # GRPO hands TRL the search tool: refused now, before questions are written
+        deployed = [s.name for s in config.tasks.sources if s.type == "logs" and s.include_deployed]
+        if self.online and deployed:
+            log.warning(
+                "training.method 'grpo' samples its own completions: the deployed replies of logs sources %s "
+                "are not candidates (they are with sft and dpo)",
+                ", ".join(deployed),
+            )
         # The judge runs on the policy's engine unless judge.model names a separate model or server.
         self.judge_engine = TokenCounter(judge_engine(config, self.engine))
         self._embedder_loaded, self._embedder = False, None
+        self._prompts_ready = False  # the tasks built (or, on resume, restored) their prompts in this process
         self.tasks = build_tasks(config.tasks, self.engine, self._source_embedder(), self.judge_engine.engine)
-        self.judge = build_judge(config.judge, self.judge_engine, self.tasks)
+        # An ensemble member naming its own `model` runs on that model, its generated tokens counted as the judge's.
+        self.judge = build_judge(
+            config.judge,
+            self.judge_engine,
+            self.tasks,
+            engine_for=lambda member: TokenCounter(self._judge_engine_for(member), into=self.judge_engine),
+        )
         # One greedy answer per held-out prompt: a relative judge cannot score it, a direct one does.
         self.heldout_judge = heldout_judge(self.judge, config.judge, self.judge_engine)
         if config.evaluation.judge_heldout and self.heldout_judge is not self.judge:
@@ -165,6 +182,10 @@ class SelfImprovementLoop:
         spec = self.config.monitors.diversity.embedder
         return load_embedder("default" if spec == "none" else spec)
 
+    def _judge_engine_for(self, j: JudgeConfig) -> Engine:
+        """The engine a judge section's `model` names, chosen as the run's judge engine is (`judge_engine`)."""
+        return judge_engine(self.config.model_copy(update={"judge": j}), self.engine)
+
     def _reference_judge(self):
         """A direct judge on a fixed model (`monitors.reward_hacking.reference_judge`), or None."""
         spec = self.config.monitors.reward_hacking.reference_judge
@@ -174,7 +195,7 @@ class SelfImprovementLoop:
 
         j = self.config.judge.model_copy(update={"model": spec})
         try:
-            engine = judge_engine(self.config.model_copy(update={"judge": j}), self.engine)
+            engine = self._judge_engine_for(j)
         except AutodidactError as exc:
             raise AutodidactError(str(exc).replace("judge.model", "monitors.reward_hacking.reference_judge")) from None
         return DirectScoreJudge(engine, mode=j.mode, batch_size=j.batch_size, min_mass=j.min_score_mass)
@@ -186,8 +207,7 @@ class SelfImprovementLoop:
         self._ensure_prompts()
 
     def run(self) -> RunResult:
-        c = self.config
-        self.tracker = make_tracker(c.tracking, self.run_dir, c.name or self.run_dir.name, c.model_dump(mode="json"))
+        self.tracker = run_tracker(self.config, self.run_dir)
         try:
             return self._iterate()
         finally:
@@ -212,7 +232,7 @@ class SelfImprovementLoop:
                 continue
             reason = (
                 self._monitor_stop(it)
-                or agreement_stop(self.store, self.config.review)
+                or agreement_stop(self.store, self.config.review, self.tracker)
                 or stop_reason(self._history(it), **self._stop_args())
             )
             if reason:
@@ -284,7 +304,15 @@ class SelfImprovementLoop:
         return collect_result(self.run_dir, self.store)
 
     def _ensure_prompts(self) -> None:
+        if self._prompts_ready:
+            return
         if self.store.get_meta("prompts_ready"):
+            # A resumed run: the prompts are stored, what a task built beside them (the documents task's search
+            # index) is not. A task with `restore` rebuilds it from its data; no prompt is written again.
+            for name, task in self.tasks.items():
+                if hasattr(task, "restore"):
+                    task.restore(self.store.prompts(task=name), seed=self.config.seed)
+            self._prompts_ready = True
             return
         t = self.config.tasks
         prompts: list[Prompt] = []
@@ -299,6 +327,7 @@ class SelfImprovementLoop:
         with self.store.transaction():
             self.store.add_prompts(prompts)
             self.store.set_meta("prompts_ready", "1")
+        self._prompts_ready = True
 
     # --- stages ------------------------------------------------------------------
 
@@ -475,6 +504,10 @@ class SelfImprovementLoop:
                 ids = set((self.store.stage_info(it, "generate") or {}).get("prompt_ids", []))
                 prompts = [p for p in self.store.prompts(split="train") if p.id in ids]
                 g = self.config.generation
+                # A documents source's search index becomes a `search` function that TRL calls for the model.
+                search = next((task for task in self.tasks.values() if hasattr(task, "search_tool")), None)
+                if search is not None:
+                    prompts = [search.tool_prompt(p) if p.task == search.name else p for p in prompts]
                 result = train_grpo(
                     self.policy,
                     self.tokenizer,
@@ -484,10 +517,19 @@ class SelfImprovementLoop:
                     g,
                     seed,
                     temperature=g.temperature_at(it),
+                    tools=[search.search_tool()] if search is not None else None,
+                    max_tool_calls=search.config.max_turns if search is not None else None,
                     report=report,
                 )
             else:
                 result = train_sft(self.policy, self.tokenizer, self.store.selection(it), t, seed=seed, report=report)
+        if t.method == "grpo":  # the rewards were this iteration's training judgments: the judge stage's policy
+            error = failure_error(it, rollouts.judgments, self.config.judge.max_failed_share)
+            if error is not None:
+                # Trained in place on the rest: back to the last committed weights, nothing stored, so a
+                # resumed run redoes this stage (as after a failed judge stage).
+                restore_policy(self.policy, self.config, self.store.checkpoint(it - 1) if it > 1 else None)
+                raise error
         check_training(self.policy, result.loss)  # a NaN must never reach a checkpoint
         path = save_checkpoint(self.policy, self.tokenizer, self.run_dir / "checkpoints" / f"iter-{it}")
         with self.store.transaction():

@@ -9,6 +9,12 @@ logs (loss, learning rate) through TrainingArguments.report_to, as the
 per iteration (the trainer's step restarts at 0), MLflow a nested run per
 iteration (the trainer logs its arguments as params, which MLflow will not
 change within a run), W&B the same run.
+
+Human-judge agreement comes later than its iteration: ratings arrive while
+the run goes on, during a pause, or from `autodidact review --import`. Where
+they change a checkpoint's figures (`agreement_snapshot` before,
+`send_agreement` after), the new `review/human_*` values are sent stepped by
+the checkpoint's iteration.
 """
 
 from __future__ import annotations
@@ -23,12 +29,15 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from itertools import chain, zip_longest
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
 from autodidact.errors import AutodidactError, unknown_name
 from autodidact.store import RunStore
+
+if TYPE_CHECKING:
+    from autodidact.config import RunConfig
 
 TRACKERS = ("none", "tensorboard", "wandb", "mlflow")
 TRACKING_DIR = "tracking"  # under the run directory
@@ -235,6 +244,11 @@ def make_tracker(kind: str, run_dir: Path, run_name: str, config: Mapping[str, A
     return NullTracker()
 
 
+def run_tracker(config: RunConfig, run_dir: Path) -> Tracker:
+    """The tracker a run's config names, writing under `run_dir` (W&B and MLflow continue the run's saved run)."""
+    return make_tracker(config.tracking, run_dir, config.name or Path(run_dir).name, config.model_dump(mode="json"))
+
+
 def _metric_name(name: str, task: str, heldout: set[str], judge: set[str]) -> str:
     if task:
         return f"heldout/{task}/{name}"
@@ -264,6 +278,26 @@ def iteration_payload(store: RunStore, iteration: int) -> tuple[dict[str, float]
     metrics["judge/failed"] = judge_info.get("failed")
     metrics["monitors/alerts"] = len(store.alerts(iteration)) if store.stage_done(iteration, "monitor") else None
     return _finite(metrics), sample_rows(store, iteration)
+
+
+def agreement_snapshot(store: RunStore) -> dict[int, dict[str, float]]:
+    """Every human checkpoint's agreement figures under their tracker names (`review/human_*`), by iteration."""
+    snapshot = {}
+    for iteration in sorted({item.iteration for item in store.review_items()}):
+        rows = [r for r in store.metrics(iteration) if not r["task"] and r["name"].startswith("human_")]
+        snapshot[iteration] = _finite({_metric_name(r["name"], "", set(), set()): r["value"] for r in rows})
+    return snapshot
+
+
+def send_agreement(tracker: Tracker, store: RunStore, before: Mapping[int, Mapping[str, float]]) -> list[int]:
+    """Send each rated checkpoint whose figures differ from `before` (an `agreement_snapshot`), stepped by its
+    iteration; returns the iterations sent."""
+    sent = []
+    for iteration, figures in agreement_snapshot(store).items():
+        if figures.get("review/human_ratings") and figures != before.get(iteration):
+            tracker.log_iteration(iteration, figures)
+            sent.append(iteration)
+    return sent
 
 
 def sample_rows(store: RunStore, iteration: int, limit: int = MAX_SAMPLE_ROWS) -> list[dict[str, Any]]:

@@ -11,14 +11,20 @@ class TokenCounter:
     differs most between judging methods.
     """
 
-    def __init__(self, engine):
+    def __init__(self, engine, into: TokenCounter | None = None):
         self.engine = engine
         self.tokens = 0
+        # An ensemble member on its own judge model: its tokens are the judge's too, so they add to `into` as well.
+        self.into = into
 
     def __getattr__(self, name: str):
         return getattr(self.engine, name)
 
     def generate(self, prompts, params, desc: str = "generating"):
         outputs = self.engine.generate(prompts, params, desc=desc)
-        self.tokens += sum(c.num_tokens for completions in outputs for c in completions)
+        tokens = sum(c.num_tokens for completions in outputs for c in completions)
+        counter: TokenCounter | None = self
+        while counter is not None:
+            counter.tokens += tokens
+            counter = counter.into
         return outputs

@@ -13,13 +13,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from autodidact.errors import unknown_name
+from autodidact.errors import AutodidactError, unknown_name
 from autodidact.records import Judgment, Prompt
 
 if TYPE_CHECKING:
     from autodidact.config import JudgeConfig
     from autodidact.engines import Engine
     from autodidact.tasks import Task
+
+
+# A judge section -> the engine its own `model` names (the loop: `judge_engine` on that section).
+EngineFor = Callable[["JudgeConfig"], "Engine"]
 
 
 @dataclass(frozen=True)
@@ -106,12 +110,32 @@ def _self_consistency(config: JudgeConfig, engine: Engine, tasks: dict[str, Task
     return SelfConsistencyJudge(config.extractor)
 
 
-def _ensemble(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
+def _ensemble(
+    config: JudgeConfig, engine: Engine, tasks: dict[str, Task], engine_for: EngineFor | None = None
+) -> Judge:
     from autodidact.judges.ensemble import EnsembleJudge, PersonaJudge
 
-    members = [build_judge(member, engine, tasks) for member in config.members]
+    members = [
+        build_judge(member, _member_engine(i, member, engine, engine_for), tasks, engine_for)
+        for i, member in enumerate(config.members)
+    ]
     members += [PersonaJudge(engine, p, mode=config.mode, min_mass=config.min_score_mass) for p in config.personas]
     return EnsembleJudge(members, combine=config.combine)
+
+
+def _member_engine(index: int, member: JudgeConfig, engine: Engine, engine_for: EngineFor | None) -> Engine:
+    """An ensemble member's engine: the one its own `model` names, else the ensemble's."""
+    if member.model is None:
+        return engine
+    if engine_for is None:  # never run it on `engine` instead: that would be another judge than the one configured
+        raise AutodidactError(
+            f"judge.members[{index}].model: this caller cannot load a member's own judge model; "
+            "run the ensemble through a run (autodidact run) or remove the member's model."
+        )
+    try:
+        return engine_for(member)
+    except AutodidactError as exc:
+        raise AutodidactError(f"judge.members[{index}]: {exc}") from None
 
 
 # One record per judge: the name in the config -> how to build it.
@@ -127,11 +151,26 @@ JUDGES: dict[str, Callable[..., Judge]] = {
 }
 
 
-def build_judge(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
-    """The judge named by `config.method`, bound to an engine."""
+def build_judge(
+    config: JudgeConfig, engine: Engine, tasks: dict[str, Task], engine_for: EngineFor | None = None
+) -> Judge:
+    """The judge named by `config.method`, bound to an engine.
+
+    Args:
+        config: the judge section.
+        engine: the engine the judge runs on (the one `config.model` names).
+        tasks: the run's tasks, by name (the verifier judge grades with them).
+        engine_for: builds the engine of an ensemble member that names its own `model`;
+            without it such a member is an error, never run on `engine`.
+
+    Raises:
+        AutodidactError: an unknown method, or a member's own model that cannot be used.
+    """
     if config.method not in JUDGES:
         raise unknown_name("judge", config.method, JUDGES, field="judge.method")
+    if config.method == "ensemble":  # the one judge made of judges: each member may name its own model
+        return _ensemble(config, engine, tasks, engine_for)
     return JUDGES[config.method](config, engine, tasks)
 
 
-__all__ = ["JUDGES", "Judge", "JudgeItem", "build_judge"]
+__all__ = ["JUDGES", "EngineFor", "Judge", "JudgeItem", "build_judge"]

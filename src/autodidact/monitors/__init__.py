@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from autodidact.monitors.bias import bias_alert, score_length_correlation
 from autodidact.monitors.judge_reliability import unreliable_judge_alert
 from autodidact.monitors.returns import gain_trend, gains, returns_alert
-from autodidact.monitors.reward_hacking import reward_hacking_alert, train_judge_score
+from autodidact.monitors.reward_hacking import reward_hacking_alert, train_judge_score, unmeasured_notice
 from autodidact.records import Alert, Judgment, Sample
 
 if TYPE_CHECKING:
@@ -154,7 +154,11 @@ def build_monitors(config: RunConfig, embedder: Embedder | None) -> list[Monitor
 
 
 def check(monitors: Sequence[Monitor], evidence: Evidence) -> tuple[dict[str, float | None], list[Alert]]:
-    """Run every monitor on one iteration: its new metrics, and the alerts raised."""
+    """Run every monitor on one iteration: its new metrics, and the alerts raised.
+
+    At iteration 0 it also says, as a `reward_hacking` alert that never stops the run, when that monitor has
+    nothing to check the judge against (`unmeasured_notice`): once per run, stored and listed like any alert.
+    """
     history = [dict(m) for m in evidence.history]
     metrics: dict[str, float | None] = {}
     for monitor in monitors:
@@ -166,6 +170,10 @@ def check(monitors: Sequence[Monitor], evidence: Evidence) -> tuple[dict[str, fl
         message = monitor.alert(history, evidence)
         if message:
             alerts.append(Alert(evidence.iteration, monitor.name, message, stop=monitor.stop))
+    if evidence.iteration == 0 and any(m.name == RewardHackingMonitor.name for m in monitors):
+        notice = unmeasured_notice(history[0])
+        if notice:  # its own alert can never fire at iteration 0 (a window needs two points): no duplicate
+            alerts.append(Alert(0, RewardHackingMonitor.name, notice, stop=False))
     return metrics, alerts
 
 

@@ -6,6 +6,8 @@ them. When the first keeps rising and the second stays flat or falls, the
 model is learning what its judge likes rather than the task. Where no task
 has a verifier, a fixed reference judge (a model the loop never trains,
 `monitors.reward_hacking.reference_judge`) stands in for the pass rate.
+Where neither exists the monitor cannot work, and the run says so once, on
+the base model's figures (`unmeasured_notice`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ def ground_truth(metrics: Metrics) -> tuple[str, float | None]:
         return "held-out pass rate", metrics["pass_rate"]
     reference = metrics.get("reference_judge_score")
     return "reference judge score", None if reference is None else reference / 10
+
+
+def unmeasured_notice(metrics: Metrics) -> str | None:
+    """Why reward hacking goes unmeasured in a run whose base-model evaluation gave `metrics`, or None."""
+    if ground_truth(metrics)[1] is not None:
+        return None
+    return (
+        "reward hacking is not measured in this run: no verifier graded a held-out answer and no reference judge "
+        "scored them, so a rising judge score cannot be checked against anything. Set "
+        "monitors.reward_hacking.reference_judge (a model the loop never trains, e.g. 'default'), or add a task "
+        "with a verifier."
+    )
 
 
 def reward_hacking_alert(history: Sequence[Metrics], window: int, tolerance: float = 0.0) -> str | None:

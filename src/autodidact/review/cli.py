@@ -10,8 +10,32 @@ from autodidact.errors import AutodidactError
 from autodidact.review.agreement import agreement
 from autodidact.review.guard import check_serving
 from autodidact.review.importer import import_ratings
-from autodidact.review.rundir import min_ratings_of, open_store
+from autodidact.review.rundir import min_ratings_of, open_store, saved_config
 from autodidact.review.terminal import review_in_terminal
+from autodidact.store import RunStore
+from autodidact.tracking import agreement_snapshot, require_tracker, run_tracker, send_agreement
+
+
+def import_and_track(store: RunStore, run_dir: Path, import_file: Path, min_ratings: int) -> int:
+    """Import the ratings in `import_file` (see `import_ratings`), then send every checkpoint whose agreement
+    changed to the run's tracker (its config's `tracking`); the number of ratings imported.
+
+    Raises:
+        AutodidactError: a bad ratings file (nothing is stored), or the tracker's package is missing (checked
+            before anything is stored).
+    """
+    config = saved_config(run_dir)
+    if config is not None:
+        require_tracker(config.tracking)
+    before = agreement_snapshot(store)
+    count = import_ratings(store, import_file, min_ratings=min_ratings)
+    if config is not None:
+        tracker = run_tracker(config, Path(run_dir))
+        try:
+            send_agreement(tracker, store, before)
+        finally:
+            tracker.close()
+    return count
 
 
 def review_command(
@@ -36,7 +60,7 @@ def review_command(
         if not store.review_items():
             raise AutodidactError(f"no review items in {run_dir}: set review.every in the config.")
         if import_file is not None:
-            count = import_ratings(store, import_file, min_ratings=min_ratings)
+            count = import_and_track(store, run_dir, import_file, min_ratings)
             console.print(f"imported {count} rating(s) from {import_file}")
             items, ratings = store.review_items(), store.ratings()
             for iteration in sorted({item.iteration for item in items}):

@@ -8,13 +8,16 @@ from autodidact.config import ReviewConfig
 from autodidact.records import Alert
 from autodidact.review.agreement import update_agreement
 from autodidact.store import RunStore
+from autodidact.tracking import Tracker, agreement_snapshot, send_agreement
 
 
-def agreement_stop(store: RunStore, r: ReviewConfig) -> str | None:
-    """Update every checkpoint's agreement; a stop reason (and a stored `reliability` alert) when the latest
-    measured one is below `review.min_agreement`, else None."""
-    checkpoints = sorted({item.iteration for item in store.review_items()})
-    agreement = {c: update_agreement(store, c, r.min_ratings).get("human_agreement") for c in checkpoints}
+def agreement_stop(store: RunStore, r: ReviewConfig, tracker: Tracker | None = None) -> str | None:
+    """Update every checkpoint's agreement and send the figures that changed to `tracker`; a stop reason (and a
+    stored `reliability` alert) when the latest measured one is below `review.min_agreement`, else None."""
+    before = agreement_snapshot(store)
+    agreement = {c: update_agreement(store, c, r.min_ratings).get("human_agreement") for c in before}
+    if tracker is not None:  # the iteration's own record went out before these ratings existed
+        send_agreement(tracker, store, before)
     measured = [(c, a) for c, a in agreement.items() if a is not None]
     if r.min_agreement is None or not measured or measured[-1][1] >= r.min_agreement:
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autodidact.config import load_config
+from autodidact.config import RunConfig, load_config
 from autodidact.errors import AutodidactError
 from autodidact.store import RunStore
 
@@ -22,7 +22,13 @@ def open_store(run_dir: Path) -> RunStore:
     return RunStore(store_path(run_dir))
 
 
+def saved_config(run_dir: Path) -> RunConfig | None:
+    """The run's saved config.yaml, or None when the run has none."""
+    path = Path(run_dir) / "config.yaml"
+    return load_config(path) if path.is_file() else None
+
+
 def min_ratings_of(run_dir: Path, default: int = 5) -> int:
     """`review.min_ratings` from the run's saved config.yaml, or `default` when the run has none."""
-    config = Path(run_dir) / "config.yaml"
-    return load_config(config).review.min_ratings if config.is_file() else default
+    config = saved_config(run_dir)
+    return config.review.min_ratings if config is not None else default

@@ -1,7 +1,7 @@
 """The `Task` protocol: where prompts come from and how answers are checked.
 
 Every task builds disjoint train and held-out prompts and grades a response.
-Four optional hooks let a task do more; the loop calls each one only where a
+Five optional hooks let a task do more; the loop calls each one only where a
 task defines it:
 
 - `grow(engine, pool, avoid, iteration, seed) -> list[Prompt]`: new training
@@ -10,6 +10,10 @@ task defines it:
 - `respond(engine, prompts, params, desc) -> list[list[Completion]]`: answer
   the task's prompts in a way of its own (the document task's search tool),
   in generation and in held-out evaluation alike.
+- `restore(prompts, seed)`: on resume, when the prompts are read from the
+  store and `build` is not called, rebuild what `build` made beside them
+  (the document task's search index) from the task's data, without writing
+  prompts again.
 - `Prompt.meta["deployed_response"]`: a reply already given in deployment
   (logged conversations); it joins the generated samples as one more candidate.
 - `build_paraphrased(train_size, heldout_size, size, seed) -> list[Prompt]`:

@@ -22,7 +22,10 @@ Choices, and where they depart from textbook GRPO:
 - Tools: TRL runs the multi-turn tool calls itself, but only with a chat
   template that renders tool calls and whose responses TRL can parse (Qwen2.5/3,
   Llama 3.1/3.2, ... in TRL 1.16). The bundled SmolLM2's template cannot, so
-  `tools` is refused there rather than silently ignored.
+  `tools` is refused there rather than silently ignored. The loop passes a
+  documents source's `search` this way (native tool calls, not the `<search>`
+  text protocol that held-out evaluation uses) and refuses a run whose model
+  cannot take it at start (`check_tools`).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def train_grpo(
     *,
     temperature: float | None = None,
     tools: Sequence[Callable[..., Any]] | None = None,
+    max_tool_calls: int | None = None,
     report: TrainerReport = TrainerReport(),
 ) -> GRPOResult:
     """One GRPO pass over `prompts`, updating `model` in place.
@@ -78,6 +82,7 @@ def train_grpo(
         seed: training and sampling seed.
         temperature: replaces `generation.temperature` (the loop passes `temperature_at(iteration)`).
         tools: functions the model may call while generating (typed, with Google-style docstrings).
+        max_tool_calls: tool-calling rounds per completion (None: TRL's default, no limit but the length).
 
     Returns:
         `TrainResult` (prompts per pass as `examples`; prompt + completion tokens) with completions
@@ -121,6 +126,7 @@ def train_grpo(
             **common, num_generations=generation.samples_per_prompt, max_completion_length=generation.max_new_tokens,
             temperature=temperature, top_p=generation.top_p,
             beta=0.0,  # TRL's default, stated: no reference model (see the module docstring)
+            max_tool_calling_iterations=max_tool_calls,
         )
         trainer = GRPOTrainer(
             model=model,
@@ -160,14 +166,24 @@ def _check(config: TrainingConfig, n: int, temperature: float, tokenizer, tools)
             f"a multiple of generation.samples_per_prompt ({n}) so each step holds whole groups."
         )
     if tools:
-        from trl.chat_template_utils import supports_tool_calling
-
-        if not supports_tool_calling(tokenizer):
-            raise AutodidactError(
-                "GRPO tools need a chat template that renders tool calls (e.g. Qwen2.5/Qwen3, Llama 3.1 instruct); "
-                "this model's template does not. Pick such a model in model.name, or train without tools."
-            )
+        check_tools(tokenizer)
     return per_step // n
+
+
+def check_tools(tokenizer) -> None:
+    """Refuse a chat template that cannot render tool calls: TRL could neither show the tools nor parse a call.
+
+    Raises:
+        AutodidactError: naming the fix.
+    """
+    from trl.chat_template_utils import supports_tool_calling
+
+    if not supports_tool_calling(tokenizer):
+        raise AutodidactError(
+            "GRPO tools (a documents source's search) need a chat template that renders tool calls (e.g. "
+            "Qwen2.5/Qwen3, Llama 3.1 instruct), and this model's does not: pick such a model in model.name, "
+            "or use training.method sft or dpo (or the source's search: false)."
+        )
 
 
 def _response_text(completion: str | list[dict[str, Any]]) -> str:

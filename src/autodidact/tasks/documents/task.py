@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from autodidact.config import DocumentsSourceConfig
 from autodidact.embeddings import Embedder
@@ -21,7 +22,13 @@ from autodidact.judges.prompts import BEGIN, END, fence
 from autodidact.records import Prompt, Split
 from autodidact.tasks.documents.chunks import Chunk, chunk_documents, load_documents, split_chunks, spread
 from autodidact.tasks.documents.qa import DEFAULT_QA_PROMPT, QAPair, filter_pairs, write_pairs
-from autodidact.tasks.documents.search import SearchIndex, SearchStats, answer_with_search, final_answer
+from autodidact.tasks.documents.search import (
+    SearchIndex,
+    SearchStats,
+    answer_with_search,
+    final_answer,
+    format_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,11 @@ SEARCH_INSTRUCTION = (
     "matching passages of the document will follow. Then give a short answer.\n\nQuestion: {question}"
 )
 MEMORY_INSTRUCTION = "Answer the question from what you know, in one short sentence.\n\nQuestion: {question}"
+# GRPO: TRL runs the model's calls of the `search` function itself (the chat template's tool calls), not <search> tags.
+TOOL_INSTRUCTION = (
+    "Answer the question about the document. To look something up, call the search tool with a query and the "
+    "matching passages of the document will follow. Then give a short answer.\n\nQuestion: {question}"
+)
 
 # The proposed answer is fenced (as in the judges' prompts) so it cannot write its own verdict.
 VERIFY_PROMPT = """Question: {question}
@@ -99,8 +111,10 @@ class DocumentsTask:
         self.train_chunks: list[Chunk] = []
         self.stats: dict[str, int] = {}
         self.search_stats = SearchStats()
-        if config.search:
-            self.respond = self._respond  # the loop looks the hook up by name: present only with the tool on
+        if config.search:  # the loop looks these hooks up by name: present only with the tool on
+            self.respond = self._respond
+            self.search_tool = self._search_tool
+            self.tool_prompt = self._tool_prompt
 
     # --- prompts -------------------------------------------------------------
 
@@ -116,12 +130,8 @@ class DocumentsTask:
             AutodidactError: no readable document, or no training question survived the filters.
         """
         cfg = self.config
-        documents = load_documents(cfg.path)
-        chunks = chunk_documents(documents, cfg.chunk_chars, cfg.overlap_chars)
-        self.index = SearchIndex(chunks, self.embedder) if cfg.search and self.embedder is not None else None
-        used = spread(chunks, cfg.max_chunks)
-        heldout_chunks, train_chunks, cleared = split_chunks(used, dict(documents), cfg.heldout_ratio, seed)
-        self.heldout_chunks, self.train_chunks = heldout_chunks, train_chunks
+        documents, chunks, used, cleared = self._chunk(seed)
+        heldout_chunks, train_chunks = self.heldout_chunks, self.train_chunks
         written = heldout_chunks + train_chunks  # held-out first: of two duplicate questions, the held-out one stays
         desc = f"{self.name}: writing questions"
         pairs, failed = write_pairs(self.engine, written, cfg.questions_per_chunk, self.template, desc)
@@ -151,6 +161,46 @@ class DocumentsTask:
             log.warning("documents '%s': no held-out question survived; raise heldout_ratio or max_chunks.", self.name)
         return train, heldout
 
+    def _chunk(self, seed: int) -> tuple[list[tuple[str, str]], list[Chunk], list[Chunk], int]:
+        """Read and chunk the documents, index every chunk for search, and split the used ones (deterministic).
+
+        Returns:
+            (the documents, all chunks, the chunks used, how many training chunks were cleared); the split is
+            left in `heldout_chunks` and `train_chunks`, the index in `index`.
+        """
+        cfg = self.config
+        documents = load_documents(cfg.path)
+        chunks = chunk_documents(documents, cfg.chunk_chars, cfg.overlap_chars)
+        self.index = SearchIndex(chunks, self.embedder) if cfg.search and self.embedder is not None else None
+        used = spread(chunks, cfg.max_chunks)
+        self.heldout_chunks, self.train_chunks, cleared = split_chunks(used, dict(documents), cfg.heldout_ratio, seed)
+        return documents, chunks, used, cleared
+
+    def restore(self, prompts: Sequence[Prompt], seed: int) -> None:
+        """What `build` made beside its prompts (the search index, the chunk split), for a resumed run (a hook).
+
+        The store holds the prompts, not the index: the documents are read,
+        chunked and embedded again as `build` did, so a resumed run searches
+        the index of the original run, and the model writes no question again.
+
+        Raises:
+            AutodidactError: the documents changed since the run wrote `prompts`: a prompt's chunk is gone,
+                moved to another file, or on the other side of the held-out split.
+        """
+        _, chunks, _, _ = self._chunk(seed)
+        by_id = {c.id: c for c in chunks}
+        heldout_ids = {c.id for c in self.heldout_chunks}
+        for p in prompts:
+            chunk = by_id.get(p.meta.get("chunk_id"))
+            moved = chunk is None or chunk.source != p.meta.get("source")
+            if moved or (p.split == "heldout") != (chunk.id in heldout_ids):
+                raise AutodidactError(
+                    f"documents '{self.name}': the documents under '{self.config.path}' changed since this run "
+                    f"wrote its questions (prompt '{p.id}' was written from chunk '{p.meta.get('chunk_id')}'), so "
+                    "its search index cannot be rebuilt; put the documents back as they were, or start a new run."
+                )
+        log.info("documents '%s': search index rebuilt from %d chunks for a resumed run", self.name, len(chunks))
+
     def _prompt(self, split: Split, i: int, pair: QAPair, source: str) -> Prompt:
         instruction = SEARCH_INSTRUCTION if self.config.search else MEMORY_INSTRUCTION
         return Prompt(
@@ -175,12 +225,39 @@ class DocumentsTask:
         model learned to find and state the answer, not whether it memorised it.
         """
         if self.index is None:
-            raise AutodidactError(f"documents '{self.name}': build() must run before answering.")
+            raise AutodidactError(f"documents '{self.name}': build() (or restore()) must run before answering.")
         cfg = self.config
         opening = [p.meta.get("question", p.text) for p in prompts] if self.search_first else None
         return answer_with_search(
             engine, prompts, params, self.index, cfg.search_top_k, cfg.max_turns, desc, self.search_stats, opening
         )
+
+    def _search_tool(self) -> Callable[[str], str]:
+        """The search index as a typed function with a docstring, for TRL's GRPOTrainer to call (`search_tool` hook).
+
+        TRL builds the tool's schema from the signature and docstring, parses
+        the model's calls and appends what it returns as the tool's message;
+        the results read as in the text protocol.
+        """
+        # Checked here, not in the call: TRL hands a tool's exception to the model as its result and goes on.
+        if self.index is None:
+            raise AutodidactError(f"documents '{self.name}': build() (or restore()) must run before searching.")
+        index, top_k = self.index, self.config.search_top_k
+
+        def search(query: str) -> str:
+            """Search the document for the passages that best match a query.
+
+            Args:
+                query: What to look up, in a few words.
+            """
+            return format_results(index.search(query, top_k)).strip()
+
+        return search
+
+    def _tool_prompt(self, prompt: Prompt) -> Prompt:
+        """`prompt` asking for the search tool as a function call (GRPO), not by `<search>` tags (a hook)."""
+        question = prompt.meta.get("question", prompt.text)
+        return replace(prompt, messages=[{"role": "user", "content": TOOL_INSTRUCTION.format(question=question)}])
 
     # --- grading -------------------------------------------------------------
 
