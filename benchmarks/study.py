@@ -65,6 +65,11 @@ RECIPES: dict[str, tuple[list[str], str]] = {
     "length_band": (["selection.length_band=0.5"], "the shortest sample within 0.5 of the best score"),
     # A larger training budget per iteration: 64 prompts a task, 8 samples each, two epochs at 5e-4.
     "big": (BIG, "the default judge with the larger budget"),
+    "route_big": (
+        [*BIG, f"judge.tasks={{arithmetic: {{method: self_consistency, consistency_score: share}}}}", "selection.min_score=5"],
+        "the larger budget; arithmetic judged by self-consistency, a sample kept only when at least half of "
+        "its prompt's answers agree with it; instructions by the default direct judge",
+    ),
     "verifier_big": (
         [*BIG, "judge.method=verifier", "selection.min_score=5"],
         "the larger budget, the verifier as judge, passing samples only: the supervised upper bound",

@@ -66,6 +66,21 @@ def test_majority_scores_and_vote_margin_are_exact():
     assert judge.last_stats == pytest.approx({"vote_margin": 0.125, "tie_rate": 0.5, "extraction_rate": 5 / 6})
 
 
+def test_share_scores_are_the_exact_agreement_shares():
+    items = [
+        JudgeItem("a0", P1, "The answer is 4"),
+        JudgeItem("a1", P1, "4.0"),
+        JudgeItem("a2", P1, "5"),
+        JudgeItem("a3", P1, "no idea"),
+        JudgeItem("b0", P2, "7"),
+    ]
+    judgments = SelfConsistencyJudge("last_number", score="share").judge(items)
+    # p1: of 3 extracted answers two say 4 and one says 5; the unanswered sample stays None.
+    assert [j.score for j in judgments] == [pytest.approx(20 / 3), pytest.approx(20 / 3), pytest.approx(10 / 3), None, 10.0]
+    with pytest.raises(AutodidactError, match="consistency_score"):
+        SelfConsistencyJudge("last_number", score="mean")
+
+
 def test_prompt_without_any_answer_is_all_none_and_left_out_of_the_margin():
     judge = SelfConsistencyJudge("boxed")
     items = [JudgeItem("a0", P1, "4"), JudgeItem("b0", P2, "\\boxed{3}"), JudgeItem("b1", P2, "\\boxed{3}")]

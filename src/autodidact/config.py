@@ -322,6 +322,19 @@ class JudgeConfig(Section):
         "(\\boxed{...}), 'final_line', 'answer_tag' (after 'Answer:'), or a function 'package.module:function' "
         "(text -> answer or None).",
     )
+    consistency_score: Literal["majority", "share"] = Field(
+        "majority",
+        description="Self-consistency: 'majority': 10 for a sample whose answer is the majority, else 0; "
+        "'share': 10 x the share of the prompt's answered samples that gave the same answer, so a "
+        "selection.min_score keeps only answers the model gives confidently (e.g. 5: at least half agree).",
+    )
+    tasks: dict[str, JudgeConfig] = Field(
+        default_factory=dict,
+        description="A judge per task: task name -> a judge section of its own (fields it leaves out take their "
+        "defaults; model as for ensemble members) that judges that task's samples; other tasks use this section. "
+        "E.g. {arithmetic: {method: self_consistency, consistency_score: share}}: votes where answers can be "
+        "extracted, this judge elsewhere.",
+    )
     members: list[JudgeConfig] = Field(
         default_factory=list,
         description="Ensemble: the member judges, each a judge section of its own (fields it leaves out "
@@ -476,6 +489,14 @@ class JudgeConfig(Section):
                 raise ValueError(
                     f"judge.members[{i}].max_failed_share is not used: the failure policy reads the ensemble's "
                     "combined judgments; set judge.max_failed_share instead"
+                )
+        for name, section in self.tasks.items():
+            if section.tasks:  # one level: a task's judge is already the most specific one
+                raise ValueError(f"judge.tasks.{name} has tasks of its own; give each task one judge section")
+            if "max_failed_share" in section.model_fields_set:
+                raise ValueError(
+                    f"judge.tasks.{name}.max_failed_share is not used: the failure policy reads all tasks' "
+                    "judgments together; set judge.max_failed_share instead"
                 )
         return self
 

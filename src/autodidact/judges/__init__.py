@@ -107,7 +107,7 @@ def _contrastive(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) ->
 def _self_consistency(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
     from autodidact.judges.consistency import SelfConsistencyJudge
 
-    return SelfConsistencyJudge(config.extractor)
+    return SelfConsistencyJudge(config.extractor, score=config.consistency_score)
 
 
 def _ensemble(
@@ -116,26 +116,43 @@ def _ensemble(
     from autodidact.judges.ensemble import EnsembleJudge, PersonaJudge
 
     members = [
-        build_judge(member, _member_engine(i, member, engine, engine_for), tasks, engine_for)
+        build_judge(member, _section_engine(f"judge.members[{i}]", member, engine, engine_for), tasks, engine_for)
         for i, member in enumerate(config.members)
     ]
     members += [PersonaJudge(engine, p, mode=config.mode, min_mass=config.min_score_mass) for p in config.personas]
     return EnsembleJudge(members, combine=config.combine)
 
 
-def _member_engine(index: int, member: JudgeConfig, engine: Engine, engine_for: EngineFor | None) -> Engine:
-    """An ensemble member's engine: the one its own `model` names, else the ensemble's."""
-    if member.model is None:
+def _section_engine(field: str, section: JudgeConfig, engine: Engine, engine_for: EngineFor | None) -> Engine:
+    """A nested judge section's engine (an ensemble member, a per-task judge): its own `model`'s, else `engine`."""
+    if section.model is None:
         return engine
     if engine_for is None:  # never run it on `engine` instead: that would be another judge than the one configured
         raise AutodidactError(
-            f"judge.members[{index}].model: this caller cannot load a member's own judge model; "
-            "run the ensemble through a run (autodidact run) or remove the member's model."
+            f"{field}.model: this caller cannot load a nested judge's own model; "
+            "run it through a run (autodidact run) or remove that model."
         )
     try:
-        return engine_for(member)
+        return engine_for(section)
     except AutodidactError as exc:
-        raise AutodidactError(f"judge.members[{index}]: {exc}") from None
+        raise AutodidactError(f"{field}: {exc}") from None
+
+
+def _routed(config: JudgeConfig, engine: Engine, tasks: dict[str, Task], engine_for: EngineFor | None) -> Judge:
+    from autodidact.judges.routing import TaskRoutedJudge
+
+    unknown = sorted(set(config.tasks) - set(tasks))
+    if unknown:
+        raise AutodidactError(
+            f"judge.tasks: {unknown[0]!r} is not a task of this run (its tasks: {', '.join(sorted(tasks)) or 'none'}); "
+            "use one of those names."
+        )
+    routes = {
+        name: build_judge(section, _section_engine(f"judge.tasks.{name}", section, engine, engine_for), tasks, engine_for)
+        for name, section in config.tasks.items()
+    }
+    default = build_judge(config.model_copy(update={"tasks": {}}), engine, tasks, engine_for)
+    return TaskRoutedJudge(default, routes)
 
 
 # One record per judge: the name in the config -> how to build it.
@@ -160,14 +177,16 @@ def build_judge(
         config: the judge section.
         engine: the engine the judge runs on (the one `config.model` names).
         tasks: the run's tasks, by name (the verifier judge grades with them).
-        engine_for: builds the engine of an ensemble member that names its own `model`;
-            without it such a member is an error, never run on `engine`.
+        engine_for: builds the engine of a nested judge section (an ensemble member, a per-task
+            judge) that names its own `model`; without it such a section is an error, never run on `engine`.
 
     Raises:
         AutodidactError: an unknown method, or a member's own model that cannot be used.
     """
     if config.method not in JUDGES:
         raise unknown_name("judge", config.method, JUDGES, field="judge.method")
+    if config.tasks:  # a judge per task, this section's for the rest
+        return _routed(config, engine, tasks, engine_for)
     if config.method == "ensemble":  # the one judge made of judges: each member may name its own model
         return _ensemble(config, engine, tasks, engine_for)
     return JUDGES[config.method](config, engine, tasks)

@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import Literal
 
 from autodidact.errors import AutodidactError, unknown_name
 from autodidact.judges import JudgeItem
@@ -103,6 +104,9 @@ def normalise_answer(answer: str) -> str:
 class SelfConsistencyJudge:
     """Score = 10 when a sample's answer is its prompt's majority answer, else 0.
 
+    With `score="share"`: 10 x the share of the prompt's extracted answers equal
+    to this sample's, so a score floor keeps only confidently given answers.
+
     `last_stats`: vote_margin (mean over prompts with at least one answer of
     (top count - second count) / samples of the prompt), extraction_rate, and
     tie_rate (share of those prompts whose top count was shared).
@@ -111,7 +115,10 @@ class SelfConsistencyJudge:
     name = "self_consistency"
     relative = True  # one response per prompt always agrees with itself
 
-    def __init__(self, extractor: str | Extractor = "last_number"):
+    def __init__(self, extractor: str | Extractor = "last_number", score: Literal["majority", "share"] = "majority"):
+        if score not in ("majority", "share"):
+            raise AutodidactError(f"judge.consistency_score: expected 'majority' or 'share', got {score!r}.")
+        self.score = score
         self.extractor_name = extractor if isinstance(extractor, str) else getattr(extractor, "__name__", "custom")
         self.extract = load_extractor(extractor) if isinstance(extractor, str) else extractor
         self.last_stats: dict[str, float] = {}
@@ -145,7 +152,12 @@ class SelfConsistencyJudge:
                 ties.append(top == second)
             for m in members:
                 answer, error = answers[m]
-                score = None if answer is None else 10.0 if answer == majority else 0.0
+                if answer is None:
+                    score = None
+                elif self.score == "share":  # how confidently the model gives this answer, not only whether it wins
+                    score = 10.0 * votes[answer] / sum(votes.values())
+                else:
+                    score = 10.0 if answer == majority else 0.0
                 raw = {"answer": answer, "majority": majority, "votes": dict(votes), "margin": round(margin, 6)}
                 judgments[m] = Judgment(items[m].sample_id, self.name, score, raw=json.dumps(raw), error=error)
         self.last_stats = {"extraction_rate": sum(a is not None for a, _ in answers) / len(items)} if items else {}

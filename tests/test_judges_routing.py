@@ -1,0 +1,66 @@
+"""Per-task judges (`judge.tasks`): each task's items reach its own judge, in order, under one name."""
+
+from __future__ import annotations
+
+import pytest
+
+from autodidact.config import load_config
+from autodidact.errors import AutodidactError
+from autodidact.judges import JudgeItem, build_judge
+from autodidact.judges.consistency import SelfConsistencyJudge
+from autodidact.judges.direct import DirectScoreJudge
+from autodidact.judges.routing import TaskRoutedJudge
+from autodidact.records import Judgment, Prompt
+
+
+class ScriptedJudge:
+    """Scores every item `score` and remembers which sample ids it saw."""
+
+    def __init__(self, name: str, score: float, relative: bool = False):
+        self.name, self.score, self.relative = name, score, relative
+        self.seen: list[str] = []
+        self.last_stats = {"calls": 1.0}
+
+    def judge(self, items):
+        self.seen += [i.sample_id for i in items]
+        return [Judgment(i.sample_id, self.name, self.score) for i in items]
+
+
+def item(sample_id: str, task: str) -> JudgeItem:
+    prompt = Prompt(id=f"p-{sample_id}", task=task, split="train", messages=[{"role": "user", "content": "q"}])
+    return JudgeItem(sample_id, prompt, "response")
+
+
+def test_items_reach_their_tasks_judge_and_come_back_in_order_under_one_name():
+    default, votes = ScriptedJudge("direct", 6.0), ScriptedJudge("self_consistency", 10.0, relative=True)
+    judge = TaskRoutedJudge(default, {"arithmetic": votes})
+    items = [item("a", "instructions"), item("b", "arithmetic"), item("c", "other"), item("d", "arithmetic")]
+    judgments = judge.judge(items)
+    assert [j.sample_id for j in judgments] == ["a", "b", "c", "d"]
+    assert [j.score for j in judgments] == [6.0, 10.0, 6.0, 10.0]
+    assert {j.judge for j in judgments} == {"direct"}  # the store and selection read one judge's judgments
+    assert votes.seen == ["b", "d"] and default.seen == ["a", "c"]
+    assert judge.relative  # held-out answers then go to the direct judge
+    assert judge.last_stats == {"default/calls": 1.0, "arithmetic/calls": 1.0}
+
+
+class NoEngine:
+    supports_logprobs = True
+
+
+def test_config_builds_a_routed_judge():
+    config = load_config(
+        None,
+        ["judge.tasks={arithmetic: {method: self_consistency, consistency_score: share}}"],
+    )
+    judge = build_judge(config.judge, NoEngine(), {"arithmetic": object(), "instructions": object()})
+    assert isinstance(judge, TaskRoutedJudge) and isinstance(judge.default, DirectScoreJudge)
+    assert isinstance(judge.routes["arithmetic"], SelfConsistencyJudge) and judge.routes["arithmetic"].score == "share"
+
+
+def test_unknown_task_and_nested_sections_are_refused():
+    config = load_config(None, ["judge.tasks={arithmetc: {method: self_consistency}}"])
+    with pytest.raises(AutodidactError, match=r"judge\.tasks: 'arithmetc' is not a task of this run"):
+        build_judge(config.judge, NoEngine(), {"arithmetic": object()})
+    with pytest.raises(AutodidactError, match=r"judge\.tasks\.arithmetic has tasks of its own"):
+        load_config(None, ["judge.tasks={arithmetic: {tasks: {instructions: {method: direct}}}}"])
