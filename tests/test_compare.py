@@ -130,8 +130,8 @@ def test_dpo_runs_go_to_the_best_self_judges():
 
 def test_method_names():
     ensemble = ["judge.method=ensemble", "judge.members=[{method: direct}, {method: rubric}]"]
-    assert method_overrides("ensemble") == ensemble
-    assert method_overrides("pairwise-dpo") == ["judge.method=pairwise", "training.method=dpo"]
+    assert method_overrides("ensemble") == ["judge.tasks={}", *ensemble]  # one method for every task
+    assert method_overrides("pairwise-dpo") == ["judge.tasks={}", "judge.method=pairwise", "training.method=dpo"]
     for bad in ("oracle", "contrastive_revise-dpo", "verifier-dpo-dpo"):
         with pytest.raises(AutodidactError, match=f"--methods: unknown method '{bad}'"):
             method_overrides(bad)

@@ -181,6 +181,9 @@ def test_configs_found():
         "configs/gpu/qwen25-7b-lora.yaml",
         "configs/gpu/mistral-7b-lora.yaml",
         "configs/gpu/qwen25-7b-vllm-judge.yaml",
+        "configs/gpu/llama31-8b-vllm-server.yaml",
+        "configs/gpu/mistral-7b-vllm-judge.yaml",
+        "configs/gpu/qwen25-7b-ray.yaml",
     }
 
 

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -283,3 +284,70 @@ def test_chat_compare_command_shows_both_answers(run_dir, cli_runner, monkeypatc
     for reply in (base_call["reply"], improved_call["reply"]):
         lines = [" ".join(line.split()) for line in reply.splitlines() if line.strip()]
         assert lines and all(line in flat for line in lines)
+
+
+class _RecordingHfApi:
+    """Stands in for huggingface_hub.HfApi: records each call, and what the folder held when it was uploaded."""
+
+    calls: list[tuple] = []
+    upload_error: Exception | None = None
+
+    def __init__(self, *args, **kwargs):
+        self.calls.append(("HfApi", args, kwargs))
+
+    def create_repo(self, *args, **kwargs):
+        self.calls.append(("create_repo", args, kwargs))
+        return f"https://huggingface.co/{args[0]}"
+
+    def upload_folder(self, *args, **kwargs):
+        files = sorted(p.name for p in Path(kwargs["folder_path"]).iterdir())
+        self.calls.append(("upload_folder", args, kwargs, files))
+        if self.upload_error is not None:
+            raise self.upload_error
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """A recording HfApi, with the hub online: conftest sets HF_HUB_OFFLINE=1, which push_folder refuses."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.HfApi", _RecordingHfApi)
+    monkeypatch.setattr(_RecordingHfApi, "calls", [])
+    return _RecordingHfApi
+
+
+def test_export_push_to_hub_creates_the_repo_and_uploads_the_export(run_dir, tmp_path, cli_runner, fake_hub):
+    out = tmp_path / "exported"
+    args = ["export", str(run_dir), str(out), "--iteration", "1", "--push-to-hub", "someone/model"]
+    result = cli_runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Wrote {out} and pushed to someone/model. Load it with")
+    assert fake_hub.calls == [
+        ("HfApi", (), {}),
+        ("create_repo", ("someone/model",), {"exist_ok": True, "repo_type": "model"}),
+        ("upload_folder", (), {"folder_path": str(out), "repo_id": "someone/model", "repo_type": "model",
+                               "commit_message": "Upload model exported by autodidact"},
+         sorted(p.name for p in out.iterdir())),  # the finished export, uploaded after it was renamed into place
+    ]
+    assert {"model.safetensors", "config.json", "autodidact_export.json"} <= set(fake_hub.calls[2][3])
+
+
+def test_export_push_to_hub_failure_is_one_line_and_keeps_the_export(run_dir, tmp_path, cli_runner, fake_hub,
+                                                                     monkeypatch, capsys):
+    error = RuntimeError("401 Client Error: Unauthorized for url: https://huggingface.co/api\n"
+                         "Invalid username or password.")  # a multi-line reason: the user sees its first line
+    monkeypatch.setattr(fake_hub, "upload_error", error)
+    out = tmp_path / "exported"
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")  # main() sets it
+    monkeypatch.setattr(sys, "argv", ["autodidact", "export", str(run_dir), str(out), "--iteration", "1",
+                                      "--push-to-hub", "someone/model"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"error: --push-to-hub someone/model failed (401 Client Error: Unauthorized for url: "
+                            f"https://huggingface.co/api); the export is kept at {out}.\n")
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert [c[0] for c in fake_hub.calls] == ["HfApi", "create_repo", "upload_folder"]
+    assert json.loads((out / "autodidact_export.json").read_text())["iteration"] == 1  # the local export is kept
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= {p.name for p in out.iterdir()}

@@ -91,7 +91,8 @@ def method_overrides(method: str) -> list[str]:
     if base not in METHODS or (dpo and base in NO_DPO):
         known = [*METHODS, *(m + DPO_SUFFIX for m in METHODS if m not in NO_DPO)]
         raise unknown_name("method", method, known, field="--methods")
-    return METHODS[base] + (DPO_OVERRIDES if dpo else [])
+    # One method for every task: a base config's per-task judges (judge.tasks) would mix methods in a row.
+    return ["judge.tasks={}", *METHODS[base], *(DPO_OVERRIDES if dpo else [])]
 
 
 def best_self_judges(final_pass: dict[str, float | None], k: int) -> list[str]:

@@ -224,7 +224,9 @@ class RayEngine:
 
         The folder must be readable at the same path on every machine of the cluster (a shared filesystem).
         """
-        self.checkpoint = str(checkpoint) if checkpoint is not None else None  # replacements start on it too
+        # Absolute, so a worker on another machine reads the shared folder, not its own working directory;
+        # replacements start on it too.
+        self.checkpoint = str(Path(checkpoint).resolve()) if checkpoint is not None else None
         log.info("Ray replicas: serving %s (iteration %d)", self.checkpoint or "the base model", iteration)
         self.pool.broadcast(lambda actor: actor.load_checkpoint.remote(self.checkpoint))
 
