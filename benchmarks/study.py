@@ -1,6 +1,6 @@
 """The recipe study: which label-free recipe improves the bundled model most on held-out data.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/study.py --recipes default,verifier --seeds 0,1,2 \\
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/study.py --recipes route_big,verifier_big --seeds 0,1,2 \\
         [--out runs/study] [--iterations 3] [--table-only]
 
 Each recipe is `configs/default.yaml` plus a few `--set` overrides (RECIPES
@@ -42,38 +42,36 @@ from statistics import fmean
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BIG = [
-    "tasks.prompts_per_iteration=64",
-    "generation.samples_per_prompt=8",
-    "training.epochs=2",
-    "training.learning_rate=0.0005",
+# The budget and judge of the first default config (before this study): 24 prompts a task per iteration,
+# top 1 of 4 samples by the direct judge, one LoRA epoch at 2e-4. The "small" recipes start from it.
+SMALL = [
+    "tasks.prompts_per_iteration=24",
+    "generation.samples_per_prompt=4",
+    "training.epochs=1",
+    "training.learning_rate=0.0002",
+    "selection.min_score=null",
+    "judge.tasks={}",
 ]
 
-# name -> (overrides of configs/default.yaml, what it tests)
+# name -> (overrides of configs/default.yaml, what it tests). configs/default.yaml is `route_big`, the
+# study's best label-free recipe: 64 prompts a task, 8 samples, two LoRA epochs at 5e-4, arithmetic
+# judged by agreement among its answers, instructions by the direct judge.
 RECIPES: dict[str, tuple[list[str], str]] = {
-    "default": ([], "configs/default.yaml: direct 0-10 log-prob judge, top-1 of 4 samples, LoRA SFT"),
-    "verifier": (["judge.method=verifier"], "the task's verifier as judge: the supervised upper bound"),
-    "rubric": (["judge.method=rubric"], "chain-of-thought rubric, one criterion per question"),
-    "self_consistency": (["judge.method=self_consistency"], "majority vote over the samples as pseudo-label"),
-    "pairwise": (["judge.method=pairwise"], "pairwise comparison in both orders, Bradley-Terry"),
-    "dpo": (["training.method=dpo"], "best-vs-worst pairs of the direct judge, DPO"),
-    "samples8": (["generation.samples_per_prompt=8"], "8 samples per prompt instead of 4"),
-    "t1.0": (["generation.temperature=1.0"], "sampling temperature 1.0 instead of 0.8"),
-    "lr5e-4": (["training.learning_rate=0.0005"], "learning rate 5e-4 instead of 2e-4"),
-    "lr1e-4": (["training.learning_rate=0.0001"], "learning rate 1e-4 instead of 2e-4"),
-    "r64": (["training.lora_r=64", "training.lora_alpha=128"], "LoRA rank 64 instead of 16"),
-    "length_band": (["selection.length_band=0.5"], "the shortest sample within 0.5 of the best score"),
-    # A larger training budget per iteration: 64 prompts a task, 8 samples each, two epochs at 5e-4.
-    "big": (BIG, "the default judge with the larger budget"),
-    "route_big": (
-        [*BIG, f"judge.tasks={{arithmetic: {{method: self_consistency, consistency_score: share}}}}", "selection.min_score=5"],
-        "the larger budget; arithmetic judged by self-consistency, a sample kept only when at least half of "
-        "its prompt's answers agree with it; instructions by the default direct judge",
-    ),
+    "route_big": ([], "configs/default.yaml: votes on arithmetic (kept when >= half agree), direct judge on instructions"),
     "verifier_big": (
-        [*BIG, "judge.method=verifier", "selection.min_score=5"],
-        "the larger budget, the verifier as judge, passing samples only: the supervised upper bound",
+        ["judge.tasks={}", "judge.method=verifier"],
+        "the default budget, the verifier as judge, passing samples only: the supervised upper bound",
     ),
+    "big": (["judge.tasks={}"], "the default budget, the direct judge on every task"),
+    "small": (SMALL, "the first default: direct judge, top 1 of 4 samples, 24 prompts a task, one epoch at 2e-4"),
+    "small_verifier": ([*SMALL, "judge.method=verifier"], "the first default's budget, the verifier as judge"),
+    "small_rubric": ([*SMALL, "judge.method=rubric"], "chain-of-thought rubric, one criterion per question"),
+    "small_self_consistency": ([*SMALL, "judge.method=self_consistency"], "majority vote as pseudo-label"),
+    "small_pairwise": ([*SMALL, "judge.method=pairwise"], "pairwise comparison in both orders, Bradley-Terry"),
+    "small_dpo": ([*SMALL, "training.method=dpo"], "best-vs-worst pairs of the direct judge, DPO"),
+    "small_t1.0": ([*SMALL, "generation.temperature=1.0"], "sampling temperature 1.0 instead of 0.8"),
+    "small_r64": ([*SMALL, "training.lora_r=64", "training.lora_alpha=128"], "LoRA rank 64 instead of 16"),
+    "small_length_band": ([*SMALL, "selection.length_band=0.5"], "the shortest sample within 0.5 of the best score"),
 }
 SPLITS = ("heldout", "heldout_paraphrase")
 
@@ -243,7 +241,7 @@ def markdown(rows: list[dict], split: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--recipes", default="default,verifier", help=f"comma-separated, from: {', '.join(RECIPES)}")
+    parser.add_argument("--recipes", default="route_big,verifier_big", help=f"comma-separated, from: {', '.join(RECIPES)}")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "study")
     parser.add_argument("--iterations", type=int, default=3)

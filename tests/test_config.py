@@ -53,6 +53,14 @@ def test_overrides_parse_yaml_values_and_merge_with_file(tmp_path):
     assert (config.stopping.max_iterations, config.stopping.patience) == (2, 4)
 
 
+def test_an_empty_mapping_override_empties_the_files_mapping(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("judge:\n  tasks:\n    arithmetic: {method: self_consistency}\n")
+    assert set(load_config(path).judge.tasks) == {"arithmetic"}
+    assert set(load_config(path, ["judge.tasks.instructions={method: rubric}"]).judge.tasks) == {"arithmetic", "instructions"}
+    assert load_config(path, ["judge.tasks={}"]).judge.tasks == {}
+
+
 def test_example_yaml_lists_every_option_with_a_comment_and_loads_back():
     text = example_yaml()
     data = yaml.safe_load(text)

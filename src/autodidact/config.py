@@ -853,9 +853,11 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` over `base`, mappings merged key by key; an empty mapping in `extra` empties the key
+    (`--set judge.tasks={}`), since merging it would change nothing."""
     out = dict(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and value and isinstance(out.get(key), dict):
             out[key] = _deep_merge(out[key], value)
         else:
             out[key] = value
