@@ -239,6 +239,17 @@ def markdown(rows: list[dict], split: str) -> str:
     return "\n".join(lines)
 
 
+def finished(run_dir: Path) -> bool:
+    """Whether the run in `run_dir` has ended (a stop reason is stored); a run still going is left out."""
+    from autodidact.loop import STORE_FILE
+    from autodidact.store import RunStore
+
+    if not (run_dir / STORE_FILE).is_file():
+        return False
+    with RunStore(run_dir / STORE_FILE) as store:
+        return bool(store.get_meta("stop_reason"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipes", default="route_big,verifier_big", help=f"comma-separated, from: {', '.join(RECIPES)}")
@@ -263,7 +274,7 @@ def main() -> None:
                 print(f"{recipe} seed {seed}: {timings[f'{recipe}-s{seed}']} s", flush=True)
     rows = []
     for recipe in recipes:
-        runs = [args.out / f"{recipe}-s{s}" for s in seeds if (args.out / f"{recipe}-s{s}" / "run.sqlite").is_file()]
+        runs = [args.out / f"{recipe}-s{s}" for s in seeds if finished(args.out / f"{recipe}-s{s}")]
         if runs:
             rows.append(summarize(recipe, runs))
     for split in SPLITS:
