@@ -80,15 +80,12 @@ def run_one(recipe: str, seed: int, out: Path, iterations: int) -> Path:
     """Run (or resume, or reuse) one (recipe, seed); returns the run directory."""
     import autodidact
     from autodidact.config import load_config
-    from autodidact.loop import CONFIG_FILE, STORE_FILE
-    from autodidact.store import RunStore
+    from autodidact.loop import CONFIG_FILE
 
     name = f"{recipe}-s{seed}"
     run_dir = out / name
-    if (run_dir / STORE_FILE).is_file():
-        with RunStore(run_dir / STORE_FILE) as store:
-            if store.get_meta("stop_reason"):
-                return run_dir
+    if finished(run_dir):
+        return run_dir
     if (run_dir / CONFIG_FILE).is_file():
         autodidact.resume(run_dir)
         return run_dir

@@ -484,19 +484,16 @@ class JudgeConfig(Section):
     def _ensemble_has_members(self) -> JudgeConfig:
         if self.method == "ensemble" and not self.members and not self.personas:
             raise ValueError("method 'ensemble' needs at least one entry in members or personas")
-        for i, member in enumerate(self.members):
-            if "max_failed_share" in member.model_fields_set:  # the loop reads the combined judgments only
-                raise ValueError(
-                    f"judge.members[{i}].max_failed_share is not used: the failure policy reads the ensemble's "
-                    "combined judgments; set judge.max_failed_share instead"
-                )
         for name, section in self.tasks.items():
             if section.tasks:  # one level: a task's judge is already the most specific one
                 raise ValueError(f"judge.tasks.{name} has tasks of its own; give each task one judge section")
-            if "max_failed_share" in section.model_fields_set:
+        nested = [(f"members[{i}]", m) for i, m in enumerate(self.members)]
+        nested += [(f"tasks.{name}", section) for name, section in self.tasks.items()]
+        for field, section in nested:
+            if "max_failed_share" in section.model_fields_set:  # the loop reads the combined judgments only
                 raise ValueError(
-                    f"judge.tasks.{name}.max_failed_share is not used: the failure policy reads all tasks' "
-                    "judgments together; set judge.max_failed_share instead"
+                    f"judge.{field}.max_failed_share is not used: the failure policy reads the run's judgments "
+                    "together; set judge.max_failed_share instead"
                 )
         return self
 

@@ -32,16 +32,14 @@ from autodidact.tasks.documents.search import (
 
 log = logging.getLogger(__name__)
 
-SEARCH_INSTRUCTION = (
-    "Answer the question about the document. To look something up, write <search>your query</search> and the "
-    "matching passages of the document will follow. Then give a short answer.\n\nQuestion: {question}"
+_LOOKUP_INSTRUCTION = (
+    "Answer the question about the document. To look something up, {how} and the "
+    "matching passages of the document will follow. Then give a short answer.\n\nQuestion: {{question}}"
 )
-MEMORY_INSTRUCTION = "Answer the question from what you know, in one short sentence.\n\nQuestion: {question}"
+SEARCH_INSTRUCTION = _LOOKUP_INSTRUCTION.format(how="write <search>your query</search>")
 # GRPO: TRL runs the model's calls of the `search` function itself (the chat template's tool calls), not <search> tags.
-TOOL_INSTRUCTION = (
-    "Answer the question about the document. To look something up, call the search tool with a query and the "
-    "matching passages of the document will follow. Then give a short answer.\n\nQuestion: {question}"
-)
+TOOL_INSTRUCTION = _LOOKUP_INSTRUCTION.format(how="call the search tool with a query")
+MEMORY_INSTRUCTION = "Answer the question from what you know, in one short sentence.\n\nQuestion: {question}"
 
 # The proposed answer is fenced (as in the judges' prompts) so it cannot write its own verdict.
 VERIFY_PROMPT = """Question: {question}
