@@ -64,3 +64,15 @@ def test_unknown_task_and_nested_sections_are_refused():
         build_judge(config.judge, NoEngine(), {"arithmetic": object()})
     with pytest.raises(AutodidactError, match=r"judge\.tasks\.arithmetic has tasks of its own"):
         load_config(None, ["judge.tasks={arithmetic: {tasks: {instructions: {method: direct}}}}"])
+
+
+def test_a_saved_routed_config_loads_back_and_a_nested_failure_share_is_refused(tmp_path):
+    # config.yaml of a run writes every field of every judge section; resuming it must not be refused.
+    from autodidact.config import to_yaml
+
+    config = load_config(None, ["judge.tasks={arithmetic: {method: self_consistency}}"])
+    saved = tmp_path / "config.yaml"
+    saved.write_text(to_yaml(config), encoding="utf-8")
+    assert load_config(saved).judge.tasks["arithmetic"].method == "self_consistency"
+    with pytest.raises(AutodidactError, match=r"judge\.tasks\.arithmetic\.max_failed_share is not used"):
+        load_config(None, ["judge.tasks={arithmetic: {method: direct, max_failed_share: 0.9}}"])
