@@ -36,7 +36,7 @@ install: $(STAMP)
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null \
-		|| echo "warning: could not install Debian's chromium; the browser test of the review page will be skipped"
+		|| echo "warning: could not install Debian's chromium; the browser test of the review page will be skipped (it fails when CI is set)"
 
 demo: $(STAMP)
 	$(BIN)/autodidact run configs/default.yaml

@@ -58,6 +58,11 @@ SMALL = [
 # judged by agreement among its answers, instructions by the direct judge.
 RECIPES: dict[str, tuple[list[str], str]] = {
     "route_big": ([], "configs/default.yaml: votes on arithmetic (kept when >= half agree), direct judge on instructions"),
+    "route_big_agree5": (
+        ["selection.min_score=6.25"],
+        "route_big with a higher floor: arithmetic kept when >= 5 of 8 answers agree (instructions' top 1 "
+        "rarely scores below 6.25)",
+    ),
     "verifier_big": (
         ["judge.tasks={}", "judge.method=verifier"],
         "the default budget, the verifier as judge, passing samples only: the supervised upper bound",
