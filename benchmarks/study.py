@@ -89,10 +89,8 @@ def run_one(recipe: str, seed: int, out: Path, iterations: int) -> Path:
 
     name = f"{recipe}-s{seed}"
     run_dir = out / name
-    if finished(run_dir):
-        return run_dir
     if (run_dir / CONFIG_FILE).is_file():
-        autodidact.resume(run_dir)
+        autodidact.resume(run_dir)  # a finished run returns at once, without loading the model
         return run_dir
     overrides = [*RECIPES[recipe][0], f"seed={seed}", f"name={name}", f"output_dir={out}"]
     overrides += [f"stopping.max_iterations={iterations}", f"stopping.patience={iterations}"]

@@ -489,11 +489,11 @@ class JudgeConfig(Section):
                 raise ValueError(f"judge.tasks.{name} has tasks of its own; give each task one judge section")
         nested = [(f"members[{i}]", m) for i, m in enumerate(self.members)]
         nested += [(f"tasks.{name}", section) for name, section in self.tasks.items()]
-        unused = type(self).model_fields["max_failed_share"].default
+        default_share = type(self).model_fields["max_failed_share"].default
         for field, section in nested:
             # Compared with the default, not model_fields_set: a run's saved config.yaml writes every field,
             # and resuming it must not be refused. The loop reads the combined judgments only.
-            if section.max_failed_share != unused:
+            if section.max_failed_share != default_share:
                 raise ValueError(
                     f"judge.{field}.max_failed_share is not used: the failure policy reads the run's judgments "
                     "together; set judge.max_failed_share instead"
