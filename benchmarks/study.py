@@ -60,8 +60,8 @@ RECIPES: dict[str, tuple[list[str], str]] = {
     "route_big": ([], "configs/default.yaml: votes on arithmetic (kept when >= half agree), direct judge on instructions"),
     "route_big_agree5": (
         ["selection.min_score=6.25"],
-        "route_big with a higher floor: arithmetic kept when >= 5 of 8 answers agree (instructions' top 1 "
-        "rarely scores below 6.25)",
+        "route_big with a higher floor: arithmetic kept when >= 5 of 8 answers agree (the floor also drops "
+        "instruction prompts whose top sample scores below 6.25)",
     ),
     "verifier_big": (
         ["judge.tasks={}", "judge.method=verifier"],
@@ -239,6 +239,28 @@ def markdown(rows: list[dict], split: str) -> str:
     return "\n".join(lines)
 
 
+def kept_right(run_dir: Path) -> dict[str, list[tuple[int, int]]]:
+    """task -> per training iteration (right, kept): how many of the samples selected for training the
+    task's verifier passes. Read after the run, from its store; the verifier never reached training."""
+    from autodidact.loop import STORE_FILE
+    from autodidact.store import RunStore
+    from autodidact.tasks import get_task
+
+    out: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    with RunStore(run_dir / STORE_FILE) as store:
+        prompts = {p.id: p for p in store.prompts(split="train")}
+        tasks = {p.task: get_task(p.task) for p in prompts.values()}
+        for it in sorted({row["iteration"] for row in store.metrics()} - {0}):
+            counts: dict[str, list[int]] = {task: [0, 0] for task in sorted(tasks)}
+            for example in store.selection(it):
+                prompt = prompts[example.prompt_id]
+                counts[prompt.task][0] += bool(tasks[prompt.task].verify(prompt, example.completion))
+                counts[prompt.task][1] += 1
+            for task, (right, kept) in counts.items():
+                out[task].append((right, kept))
+    return dict(out)
+
+
 def finished(run_dir: Path) -> bool:
     """Whether the run in `run_dir` has ended (a stop reason is stored); a run still going is left out."""
     from autodidact.loop import STORE_FILE
@@ -257,6 +279,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "study")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--table-only", action="store_true", help="no new runs: the table of the finished ones")
+    parser.add_argument(
+        "--kept", action="store_true", help="also print, per run, task and iteration, right / kept among the samples trained on"
+    )
     args = parser.parse_args()
     recipes = args.recipes.split(",")
     unknown = [r for r in recipes if r not in RECIPES]
@@ -280,6 +305,14 @@ def main() -> None:
     for split in SPLITS:
         if any(split in r["splits"] for r in rows):
             print(f"\n### {split}\n\n{markdown(rows, split)}")
+    if args.kept:
+        print("\n### right / kept among the samples trained on, by the task's verifier after the run\n")
+        for row in rows:
+            for seed in seeds:
+                run_dir = args.out / f"{row['recipe']}-s{seed}"
+                if finished(run_dir):
+                    for task, counts in kept_right(run_dir).items():
+                        print(f"{run_dir.name} {task}: " + ", ".join(f"{r} / {k}" for r, k in counts))
     (args.out / "study.json").write_text(json.dumps({"rows": rows, "seconds": timings}, indent=2), encoding="utf-8")
 
 
