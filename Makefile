@@ -64,7 +64,7 @@ compare: $(STAMP)
 
 # The configuration reference, generated from the config's help texts (tests/test_docs.py checks it).
 docs: $(STAMP)
-	$(BIN)/python -m autodidact.config_reference > docs/CONFIG.md
+	$(BIN)/python -m autodidact.apps.config_reference > docs/CONFIG.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache

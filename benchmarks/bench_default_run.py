@@ -29,10 +29,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from autodidact.config import load_config
-    from autodidact.logs import configure_logging
+    from autodidact.apps.log_setup import configure_logging
     from autodidact.loop import run
     from autodidact.models import resolve_model
-    from autodidact.summary import iteration_table, timing_table
+    from autodidact.apps.summary import iteration_table, timing_table
 
     configure_logging(quiet=True)
     t0 = time.perf_counter()

@@ -81,7 +81,7 @@ def main() -> None:
     from autodidact.config import validate_config
     from autodidact.engines import TransformersEngine
     from autodidact.engines.serving import build_policy_engine
-    from autodidact.export_gguf import write_gguf
+    from autodidact.models.gguf_export import write_gguf
     from autodidact.models import bundled_gguf, load_model
     from autodidact.tasks import get_task
     from llama_server import LlamaServer

@@ -421,7 +421,7 @@ def main() -> None:
         args.prompts, args.baseline_prompts, args.grpo_prompts, args.scaling_prompts, args.memory_iterations = 8, 2, 2, 4, 2
         args.max_new_tokens = 16
 
-    from autodidact.logs import configure_logging
+    from autodidact.apps.log_setup import configure_logging
     from autodidact.models import resolve_model
 
     configure_logging(quiet=True)

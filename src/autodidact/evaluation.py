@@ -27,7 +27,7 @@ from statistics import fmean
 from typing import TYPE_CHECKING
 
 from autodidact.engines import Engine, SamplingParams
-from autodidact.generate import answer, verify_all
+from autodidact.tasks.answering import answer, verify_all
 from autodidact.judges import Judge, JudgeItem
 from autodidact.records import Judgment, Prompt, Sample
 from autodidact.tasks import Task

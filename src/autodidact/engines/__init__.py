@@ -106,6 +106,20 @@ from autodidact.engines.counting import TokenCounter  # noqa: E402
 from autodidact.engines.transformers_engine import TransformersEngine  # noqa: E402
 
 
+@runtime_checkable
+class Sleeps(Protocol):
+    """An engine that can free the accelerator while the trainer runs (vLLM); the next request wakes it."""
+
+    def sleep(self) -> None: ...
+
+
+@runtime_checkable
+class Closes(Protocol):
+    """An engine holding resources outside this process (Ray replicas, a vLLM engine, a server client)."""
+
+    def close(self) -> None: ...
+
+
 def __getattr__(name: str) -> Any:
     # Imported on first use: the `openai` client is only needed for a judge server.
     if name == "OpenAIEngine":
@@ -123,6 +137,8 @@ __all__ = [
     "OpenAIEngine",
     "SamplingParams",
     "ServesCheckpoints",
+    "Sleeps",
+    "Closes",
     "TokenCounter",
     "TransformersEngine",
     "request_error",

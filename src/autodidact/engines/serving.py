@@ -181,7 +181,7 @@ class ServerPolicyEngine:
             self._unload(self.adapter)
             self.adapter, self.requests.model = None, self.base_model
         elif self.server.reload == "merged" and self.served is not None:
-            from autodidact.export_gguf import source_gguf
+            from autodidact.models.gguf_export import source_gguf
             from autodidact.models import resolve_model
 
             command = self.server.restart_command or ""
@@ -237,8 +237,8 @@ class ServerPolicyEngine:
     # --- 'merged': export, restart, wait --------------------------------------------------
 
     def _restart(self, checkpoint: Path, iteration: int) -> None:
-        from autodidact.export import merged_model
-        from autodidact.export_gguf import GGUF_FILE, source_gguf, write_gguf
+        from autodidact.apps.export import merged_model
+        from autodidact.models.gguf_export import GGUF_FILE, source_gguf, write_gguf
 
         command = self.server.restart_command or ""
         root = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
@@ -354,7 +354,7 @@ def _check_reload(config: RunConfig) -> None:
             "folder, for vLLM/TGI) or {gguf} (a GGUF file, for llama.cpp/Ollama) to restart the server on."
         )
     if "{gguf}" in command:
-        from autodidact.export_gguf import source_gguf
+        from autodidact.models.gguf_export import source_gguf
 
         source_gguf(config.model.name)  # raises, naming the fix, when there is no GGUF to copy the layout from
 

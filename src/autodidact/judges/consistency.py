@@ -21,7 +21,7 @@ from typing import Literal
 
 from autodidact.errors import AutodidactError, unknown_name
 from autodidact.judges import JudgeItem
-from autodidact.judges.program_builtins import import_dotted
+from autodidact.verifiers import import_dotted
 from autodidact.records import Judgment
 
 Extractor = Callable[[str], str | None]  # response text -> its final answer, or None

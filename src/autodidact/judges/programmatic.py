@@ -1,14 +1,14 @@
 """Programmatic verifier judge: a Python function grades each response.
 
 `judge.program` names a built-in (`exact_match`, `number_match`, `regex`,
-`json_keys`, `python_tests`; see `program_builtins`) or any importable
+`json_keys`, `python_tests`; see `autodidact.verifiers`) or any importable
 callable by dotted path, `my_pkg.checks:is_valid`, with the signature
 `(prompt: str, response: str, reference, **program_args) -> bool | float | None`.
 The reference is `item.prompt.reference`. Score = 10 x value: a bool gives
 0 or 10, a float is clipped to [0, 1] first. None, NaN, an exception or a
 timeout give a failed judgment (`score=None`) with the reason in `error`.
 
-Every call runs in a worker process (a plain `python program_builtins.py`,
+Every call runs in a worker process (a plain `python verifiers.py`,
 which starts in milliseconds because it imports neither torch nor this
 package). A verifier that has not answered within `timeout` seconds is
 killed with its whole process group (including any test subprocess it
@@ -33,12 +33,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from autodidact.errors import AutodidactError
-from autodidact.judges import JudgeItem, program_builtins
-from autodidact.judges.program_builtins import BUILTINS, load_program, no_network_prefix
+from autodidact import verifiers
+from autodidact.judges import JudgeItem
+from autodidact.verifiers import BUILTINS, load_program, no_network_prefix
 from autodidact.progress import progress_bar
 from autodidact.records import Judgment
 
-WORKER_SCRIPT = program_builtins.__file__
+WORKER_SCRIPT = verifiers.__file__
 STARTUP_TIMEOUT = 60.0  # seconds for a worker to import the verifier's module
 
 

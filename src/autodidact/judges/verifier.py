@@ -22,7 +22,7 @@ class TaskVerifierJudge:
         self.tasks = tasks
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
-        from autodidact.generate import verify_all  # batched per task where a task can (model-graded references)
+        from autodidact.tasks.answering import verify_all  # batched per task where a task can (model-graded references)
 
         verdicts = verify_all(
             self.tasks, {i.prompt.id: i.prompt for i in items}, {i.sample_id: (i.prompt.id, i.response) for i in items}

@@ -3,17 +3,14 @@
 `build_checkpoint` picks the items (the loop stores them); `autodidact review RUN_DIR`
 collects ratings in a browser (`app`), a terminal (`terminal`) or from a file
 (`importer`); `agreement` measures how well the judge matches the person.
-The web app is imported lazily (`autodidact.review.app`) so the loop does not load FastAPI;
+The web app is imported lazily (`autodidact.apps.review.app`) so the loop does not load FastAPI;
 `guard` decides who may use it (loopback, or anyone with the token) and keeps its responses script-free.
 """
 
 from autodidact.review.agreement import agreement, check_rating, update_agreement
-from autodidact.review.cli import review_command
 from autodidact.review.importer import import_ratings
 from autodidact.review.queue import build_checkpoint
-from autodidact.review.terminal import review_in_terminal
 
 __all__ = [
-    "agreement", "build_checkpoint", "check_rating", "import_ratings", "review_command", "review_in_terminal",
-    "update_agreement",
+    "agreement", "build_checkpoint", "check_rating", "import_ratings", "update_agreement",
 ]

@@ -26,9 +26,14 @@ task defines it:
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from autodidact.records import Prompt
+
+if TYPE_CHECKING:
+    from autodidact.engines import Completion, Engine, SamplingParams
 
 
 @runtime_checkable
@@ -47,3 +52,57 @@ class Task(Protocol):
     def build(self, train_size: int, heldout_size: int, seed: int) -> tuple[list[Prompt], list[Prompt]]: ...
 
     def verify(self, prompt: Prompt, response: str) -> float | None: ...
+
+
+# --- optional abilities: a task declares one by having the method; the loop asks with isinstance ---------
+
+
+@dataclass(frozen=True)
+class Grown:
+    """What `GrowsPrompts.grow` returns: the new training prompts and its filter counts (stored as stage info)."""
+
+    prompts: list[Prompt]
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class GrowsPrompts(Protocol):
+    """Writes new training prompts each iteration (self-instruct)."""
+
+    def grow(
+        self, engine: Engine, pool: Sequence[Prompt], avoid: Sequence[Prompt], iteration: int, seed: int
+    ) -> Grown: ...
+
+
+@runtime_checkable
+class Responds(Protocol):
+    """Answers its prompts in a way of its own (the documents task's search tool)."""
+
+    def respond(
+        self, engine: Engine, prompts: Sequence[Prompt], params: SamplingParams, desc: str
+    ) -> list[list[Completion]]: ...
+
+
+@runtime_checkable
+class Restores(Protocol):
+    """Rebuilds, on resume, what `build` made beside the stored prompts (a search index)."""
+
+    def restore(self, prompts: Sequence[Prompt], seed: int) -> None: ...
+
+
+@runtime_checkable
+class Paraphrases(Protocol):
+    """Builds a reworded held-out set (split "heldout_paraphrase"); the built-in tasks do."""
+
+    def build_paraphrased(self, train_size: int, heldout_size: int, size: int, seed: int) -> list[Prompt]: ...
+
+
+@runtime_checkable
+class OffersSearch(Protocol):
+    """Hands online training (GRPO) a `search` tool over its documents."""
+
+    max_tool_calls: int
+
+    def search_tool(self) -> Any: ...
+
+    def tool_prompt(self, prompt: Prompt) -> Prompt: ...

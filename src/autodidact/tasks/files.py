@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from autodidact.config import FileSourceConfig
 from autodidact.errors import AutodidactError
-from autodidact.judges.program_builtins import BUILTINS, load_program
+from autodidact.verifiers import BUILTINS, load_program
 from autodidact.records import Message, Prompt, Split
 from autodidact.tasks.rows import (
     RowErrors,

@@ -1,0 +1,1 @@
+"""The applications built on the loop: the CLI, chat, compare, eval, export, report and review."""

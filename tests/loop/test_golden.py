@@ -1,0 +1,30 @@
+"""Behaviour pinned across refactors: fixed tiny runs store exactly the rows of their snapshots.
+
+The snapshots in tests/data/golden were taken before the loop was rebuilt
+around stages (tests/golden.py says how, and how to re-take them when a
+change is meant to alter what a run stores). Every column of every table is
+compared (floats to the last bit, by repr), stage info without timings, and
+each checkpoint's adapter weights by sha256.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import golden  # noqa: E402  (tests/golden.py: the configurations and the comparison)
+
+
+@pytest.mark.parametrize("variant", sorted(golden.VARIANTS))
+def test_run_stores_exactly_its_snapshot(variant, tiny_llama, tmp_path):
+    expected = json.loads((golden.SNAPSHOTS / f"{variant}.json").read_text())
+    assert sum(map(len, expected.values())) > 200  # a snapshot that holds nothing would compare nothing
+
+    got = golden.run_variant(variant, tiny_llama, tmp_path / "runs")
+
+    problems = golden.differences(expected, got)
+    assert not problems, f"{variant}: the run stored other rows than its snapshot:\n" + "\n".join(problems)
