@@ -62,7 +62,7 @@ bench-run: $(STAMP)
 compare: $(STAMP)
 	$(BIN)/autodidact compare $(COMPARE_ARGS)
 
-# The configuration reference, generated from the config's help texts (tests/test_docs.py checks it).
+# The configuration reference, generated from the config's help texts (tests/apps/test_docs.py checks it).
 docs: $(STAMP)
 	$(BIN)/python -m autodidact.apps.config_reference > docs/CONFIG.md
 

@@ -51,7 +51,7 @@ def run_workload(engine, prompts, args) -> dict[str, float]:
     pairs = zip(prompts, outputs, strict=True)
     items = [JudgeItem(f"{p.id}-{k}", p, c.text) for p, cs in pairs for k, c in enumerate(cs)]
     start = time.perf_counter()
-    judgments = DirectScoreJudge(engine, mode="logprobs").judge(items)
+    judgments = DirectScoreJudge(engine, mode="logprobs").judge(items).judgments
     judge_s = time.perf_counter() - start
     scored = [j.score for j in judgments if j.score is not None]
     return {

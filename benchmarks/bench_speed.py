@@ -133,7 +133,7 @@ class Workload:
         t["generate"] = time.perf_counter() - start
         by_id = {p.id: p for p in prompts}
         start = time.perf_counter()
-        judgments = self.judge.judge([JudgeItem(s.id, by_id[s.prompt_id], s.text) for s in samples])
+        judgments = self.judge.judge([JudgeItem(s.id, by_id[s.prompt_id], s.text) for s in samples]).judgments
         t["judge"] = time.perf_counter() - start
         start = time.perf_counter()
         examples = select(by_id, samples, judgments, "top_k", 1)
@@ -215,7 +215,7 @@ def bench_judging(w: Workload) -> dict:
     out, scores = {}, {}
     for name, judge in judges.items():
         start = time.perf_counter()
-        judgments = judge.judge(items)
+        judgments = judge.judge(items).judgments
         seconds = time.perf_counter() - start
         scores[name] = [j.score for j in judgments]
         failed = sum(j.score is None for j in judgments)
@@ -298,7 +298,7 @@ def bench_grpo(w: Workload, args, our: dict) -> dict:
         from autodidact.records import Prompt
 
         items = [JudgeItem(str(i), Prompt(str(i), "bench", "train", [{"role": "user", "content": u}]), t) for i, (u, t) in enumerate(zip(users, texts))]
-        return [j.score if j.score is not None else 0.0 for j in w.judge.judge(items)]  # GRPO needs a number
+        return [j.score if j.score is not None else 0.0 for j in w.judge.judge(items).judgments]  # GRPO needs a number
 
     msgs = [p.messages for p in w.prompts[: args.grpo_prompts]]
     grpo = peers.grpo_completions_per_minute(base, tok, msgs, reward, lora, w.n, w.max_new, w.temperature)

@@ -50,7 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = Path(__file__).resolve()
 ITERATIONS = 2
-STAGES = ("generate", "judge", "select", "train", "evaluate", "monitor")  # autodidact.records.STAGES
+STAGES = ("generate", "judge", "select", "train", "evaluate", "monitor")  # autodidact.loop.stages.STAGES
 # The order in which a run commits its stages; iteration 0 evaluates the base model only.
 STAGE_ORDER = [(0, "evaluate"), (0, "monitor")] + [(it, s) for it in range(1, ITERATIONS + 1) for s in STAGES]
 CHECKPOINT_HOOKS = ("ckpt-torn", "ckpt-partial", "ckpt-renamed")
@@ -616,8 +616,9 @@ def child(mode: str, target: str, marker_fd: int, hook: str | None) -> None:
 
         PreTrainedTokenizerBase.save_pretrained = tokenizer_save
 
+    import logging
+
     import autodidact
-    from autodidact.loop import SelfImprovementLoop
     from autodidact.store import RunStore
 
     if name == "before-commit":
@@ -630,16 +631,19 @@ def child(mode: str, target: str, marker_fd: int, hook: str | None) -> None:
 
         RunStore.finish_stage = finish_stage
 
-    original_stage = SelfImprovementLoop._stage
     running = [None]  # the stage in progress, "it:stage"
 
-    def stage(self, it, stage_name):
-        if not self.store.stage_done(it, stage_name):
-            markers.write(f"start {it}:{stage_name}\n")
-            running[0] = f"{it}:{stage_name}"
-        return original_stage(self, it, stage_name)
+    class StageStarts(logging.Handler):
+        """The runner logs "iteration N: stage" as a stage that is not done yet starts: a marker."""
 
-    SelfImprovementLoop._stage = stage
+        def emit(self, record):
+            if record.msg == "iteration %d: %s":
+                running[0] = "%d:%s" % record.args
+                markers.write(f"start {running[0]}\n")
+
+    runner_log = logging.getLogger("autodidact.loop.runner")
+    runner_log.setLevel(logging.INFO)
+    runner_log.addHandler(StageStarts(logging.INFO))
 
     if name == "train-step":
         from torch.optim.optimizer import register_optimizer_step_pre_hook

@@ -78,7 +78,7 @@ def appended(answer: str, text: str) -> str:
 def score_all(judge_short: DirectScoreJudge, judge_long: DirectScoreJudge, items: list[JudgeItem]) -> dict[str, float]:
     short = [i for i in items if len(i.response) < LONG]
     long = [i for i in items if len(i.response) >= LONG]
-    judgments = judge_short.judge(short) + (judge_long.judge(long) if long else [])
+    judgments = judge_short.judge(short).judgments + (judge_long.judge(long).judgments if long else [])
     return {j.sample_id: j.score for j in judgments}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autodidact.config import JudgeConfig
+from autodidact.config import judge_config
 from autodidact.evaluation import heldout_judge, heldout_metrics, paraphrase_metrics, roc_auc, wilson_interval
 from autodidact.judges import build_judge
 from autodidact.judges.direct import DirectScoreJudge
@@ -81,7 +81,7 @@ class NoEngine:
     ],
 )
 def test_relative_judges_are_replaced_by_a_direct_judge_on_the_same_engine(judge, relative):
-    config = JudgeConfig(**judge, mode="generate", batch_size=3, min_score_mass=0.01)
+    config = judge_config(**judge, mode="generate", batch_size=3, min_score_mass=0.01)
     engine = NoEngine()
     training_judge = build_judge(config, engine, {})
     chosen = heldout_judge(training_judge, config, engine)

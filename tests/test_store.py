@@ -350,3 +350,29 @@ def test_sigkill_mid_transaction_leaves_no_partial_rows(tmp_path: Path) -> None:
         with s.transaction():  # and it is writable again
             s.add_samples([Sample("s0", "p", 0, 0, "y", 1)])
         assert len(s.samples(0)) == 1
+
+
+def test_a_store_from_before_the_origin_column_opens_with_each_samples_origin(tmp_path: Path) -> None:
+    """Runs begun before samples had an origin resume: the column is added and filled from the old id suffixes."""
+    path = tmp_path / "old.sqlite"
+    with RunStore(path) as s:  # the current schema, then samples rebuilt as version 1 had them
+        s._conn.execute("DROP INDEX samples_iteration")
+        s._conn.execute("ALTER TABLE samples DROP COLUMN origin")
+        s._conn.execute("CREATE INDEX samples_iteration ON samples (iteration)")
+        with s.transaction():
+            s.add_prompts([Prompt("p", "t", "train", [{"role": "user", "content": "q"}]),
+                           Prompt("h", "t", "heldout", [{"role": "user", "content": "q"}])])
+        rows = [("it1-p-0", "p", 0), ("it1-p-deployed", "p", 2), ("it1-p-rev0", "p", 3), ("it2-p-g1", "p", 1),
+                ("it1-h-0", "h", 0)]
+        for sample_id, prompt_id, idx in rows:
+            s._conn.execute("INSERT INTO samples (id, prompt_id, iteration, idx, text, num_tokens) VALUES (?, ?, ?, ?, 'x', 1)",
+                            (sample_id, prompt_id, int(sample_id[2]), idx))
+    with RunStore(path) as s:
+        assert {x.id: x.origin for x in s.samples(1) + s.samples(2)} == {
+            "it1-p-0": "generated", "it1-p-deployed": "deployed", "it1-p-rev0": "revision", "it2-p-g1": "online",
+            "it1-h-0": "heldout",
+        }
+        assert s.get_meta("schema_version") == str(SCHEMA_VERSION)
+        with s.transaction():
+            s.add_samples([Sample("it3-p-0", "p", 3, 0, "y", 1, origin="online")])
+        assert s.sample("it3-p-0").origin == "online"

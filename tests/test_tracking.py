@@ -340,7 +340,7 @@ def test_trainer_logs_reach_the_iteration_folder_through_report_to(tiny_llama, t
 
 def test_a_run_with_tensorboard_sends_every_iteration(tiny_llama, tmp_path):
     """The loop wiring: after each monitor stage the iteration's metrics go to the tracker, step = iteration."""
-    from tests.test_loop import tiny_config
+    from tests.loop.test_loop import tiny_config
 
     import autodidact
 

@@ -2,10 +2,29 @@
 
     import autodidact
     result = autodidact.run({"stopping": {"max_iterations": 2}})
+
+`run`, `resume` and `RunResult` are imported on first use (PEP 562): importing the package
+(or `autodidact.config`) does not load torch.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from autodidact.config import RunConfig, load_config
-from autodidact.loop import RunResult, resume, run
+
+if TYPE_CHECKING:
+    from autodidact.loop import RunResult, resume, run
 
 __version__ = "0.1.0"
 __all__ = ["RunConfig", "RunResult", "__version__", "load_config", "resume", "run"]
+
+_FROM_LOOP = ("RunResult", "resume", "run")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_LOOP:
+        import autodidact.loop
+
+        return getattr(autodidact.loop, name)
+    raise AttributeError(f"module 'autodidact' has no attribute {name!r}")

@@ -74,7 +74,7 @@ def heldout_judge(judge: Judge, config: JudgeConfig, engine: Engine) -> Judge:
         config: its config section (mode, batch size and score-mass floor carry over).
         engine: the engine the training judge runs on; the direct judge runs there too.
     """
-    if not getattr(judge, "relative", False):
+    if not judge.relative:
         return judge
     from autodidact.judges.direct import DirectScoreJudge
 
@@ -179,5 +179,5 @@ def evaluate_heldout(
     verdicts = verify_all(tasks, by_id, {s.id: (s.prompt_id, s.text) for s in samples})
     judgments: list[Judgment] = []
     if judge is not None:
-        judgments = judge.judge([JudgeItem(s.id, by_id[s.prompt_id], s.text) for s in samples])
+        judgments = judge.judge([JudgeItem(s.id, by_id[s.prompt_id], s.text) for s in samples]).judgments
     return HeldoutResult(samples, judgments, heldout_metrics(by_id, samples, verdicts, judgments))

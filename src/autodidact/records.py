@@ -13,7 +13,9 @@ from typing import Any, Literal
 
 Split = Literal["train", "heldout", "heldout_paraphrase"]
 PARAPHRASE_SPLIT: Split = "heldout_paraphrase"  # held-out prompts reworded away from the training phrasings
-STAGES = ("generate", "judge", "select", "train", "evaluate", "monitor")  # the stages of an iteration, in order
+# Where a sample came from: the policy's sampling (generate), a reply logged in deployment, a critique-and-revise
+# rewrite (judge stage), GRPO's own completions (train stage), or a greedy answer to a held-out prompt (evaluate).
+Origin = Literal["generated", "deployed", "revision", "online", "heldout"]
 Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": str}
 
 
@@ -40,7 +42,7 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Sample:
-    """One generated response to a prompt."""
+    """One response to a prompt; `origin` says which stage wrote it (the store keeps it in a column)."""
 
     id: str
     prompt_id: str
@@ -48,6 +50,7 @@ class Sample:
     index: int  # 0..n-1 among the samples of this prompt in this iteration
     text: str
     num_tokens: int
+    origin: Origin = "generated"
 
 
 @dataclass(frozen=True)

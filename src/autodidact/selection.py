@@ -17,12 +17,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
+from autodidact.embeddings import Embedder, near_duplicates
 from autodidact.records import Judgment, PreferencePair, Prompt, Sample, SFTExample
-
-if TYPE_CHECKING:
-    from autodidact.embeddings import Embedder
 
 
 def scored_candidates(
@@ -75,8 +72,6 @@ def drop_near_duplicates(examples: Sequence[SFTExample], threshold: float, embed
     Priority is the judge's score (higher first; unscored rewrites last), so
     of two near-duplicates the better-judged survives. Order is preserved.
     """
-    from autodidact.embeddings import near_duplicates
-
     order = sorted(range(len(examples)), key=lambda i: -examples[i].score if examples[i].score is not None else float("inf"))
     dropped = {order[i] for i in near_duplicates([examples[i].completion for i in order], threshold, embedder)}
     return [e for i, e in enumerate(examples) if i not in dropped]

@@ -60,11 +60,9 @@ class TrainerReport:
         """Point the trainer's TensorBoard callback at `log_dir` (it would write under its temporary output_dir)."""
         if self.log_dir is None:
             return
-        from transformers.integrations import TensorBoardCallback
+        from autodidact.compat.transformers import point_tensorboard_at
 
-        for callback in trainer.callback_handler.callbacks:
-            if isinstance(callback, TensorBoardCallback):
-                callback.logging_dir = self.log_dir  # read when training begins
+        point_tensorboard_at(trainer, self.log_dir)
 
 
 class Tracker(Protocol):

@@ -95,7 +95,11 @@ def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     """Every key a config accepts, dotted; fields of a source type as `tasks.sources[].field`."""
     keys = []
     for name, field in model.model_fields.items():
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+        if f"{prefix}{name}" == "judge":  # the union on judge.method: every method's class
+            from autodidact.config.judge import RUN_CLASSES
+
+            keys += sorted({key for cls in RUN_CLASSES for key in _leaf_keys(cls, "judge.")})
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
             keys += _leaf_keys(field.annotation, f"{prefix}{name}.")
         else:
             keys.append(f"{prefix}{name}")
@@ -299,3 +303,47 @@ def test_python_run_examples_validate():
             validate_config(ast.literal_eval(source))
         except Exception as exc:
             pytest.fail(f"{_rel(page)}: autodidact.run({source}): {exc}")
+
+
+# --- the architecture page ------------------------------------------------------------------------
+
+ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
+SOURCE = ROOT / "src" / "autodidact"
+TOP_FOLDERS = ("tests/", "configs/", "docs/", "benchmarks/", "examples/", "src/")
+NAMED_PATH = re.compile(r"`([\w./-]+(?:\.py|/))`")
+NAMED_MODULE = re.compile(r"\bautodidact(?:\.\w+)+")
+
+
+def _architecture_names() -> tuple[list[str], list[str]]:
+    """(paths, dotted modules) that docs/ARCHITECTURE.md names, in backticks or in its diagrams.
+
+    In a line that names a folder (`judges/`), a bare file name after it (`direct.py`) is in that folder.
+    """
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    prose, blocks = _split_fences(text)
+    paths = []
+    for line in prose:
+        names = NAMED_PATH.findall(line)
+        base = next((n for n in names if n.endswith("/")), "")
+        bare = [n for n in names if "/" not in n.rstrip("/") and not n.startswith(TOP_FOLDERS)]
+        paths += [base + n if base and n in bare and n != base else n for n in names]
+    for _, lines in blocks:
+        paths += [word for line in lines for word in line.split() if word.endswith((".py", "/")) and "/" in word]
+    return sorted(set(paths)), sorted(set(NAMED_MODULE.findall(text)))
+
+
+def _exists(path: str) -> bool:
+    if path.startswith(TOP_FOLDERS):
+        return (ROOT / path).exists()
+    return (SOURCE / path).exists()
+
+
+def test_architecture_names_only_modules_that_exist():
+    paths, modules = _architecture_names()
+    assert len(paths) > 60, f"found only {len(paths)} paths in {ARCHITECTURE.name}: {paths}"
+    missing = [p for p in paths if not _exists(p)]
+    for module in modules:
+        parts = Path(*module.split(".")[1:])
+        if not ((SOURCE / parts).with_suffix(".py").is_file() or (SOURCE / parts / "__init__.py").is_file()):
+            missing.append(module)
+    assert not missing, f"docs/ARCHITECTURE.md names what is not in the tree (paths under src/autodidact/): {missing}"

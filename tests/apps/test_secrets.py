@@ -18,7 +18,8 @@ import math
 import openai
 import pytest
 
-import autodidact.loop.runner as loop_module
+import autodidact.loop
+import autodidact.loop.context as loop_module
 from autodidact.config import to_yaml, validate_config
 from autodidact.engines import SamplingParams
 from autodidact.engines.openai_engine import OpenAIEngine
@@ -85,8 +86,8 @@ def run_config(policy_dir: str, out) -> dict:
         "model": {"name": policy_dir, "dtype": "float32", "device": "cpu"},
         "tasks": {"train_size": 6, "heldout_size": 2, "prompts_per_iteration": 3},
         "generation": {"samples_per_prompt": 2, "max_new_tokens": 4},
-        "judge": {"batch_size": 8, "model": URL, "model_name": "judge-m", "api_key_env": ENV,
-                  "server_max_retries": 0, "server_concurrency": 2},
+        "judge": {"batch_size": 8, "model": URL,
+                  "server": {"model_name": "judge-m", "api_key_env": ENV, "max_retries": 0, "concurrency": 2}},
         "training": {"lora_r": 2, "lora_alpha": 4, "batch_size": 4},
         "evaluation": {"max_new_tokens": 4},
         "stopping": {"max_iterations": 1, "patience": 5},
@@ -103,7 +104,7 @@ def test_a_run_with_a_keyed_judge_server_writes_the_key_nowhere(tiny_llama, tmp_
     for name in ("openai", "httpx", "httpcore", "autodidact"):  # libraries may set their own levels
         caplog.set_level(logging.DEBUG, logger=name)
 
-    result = loop_module.run(run_config(tiny_llama, tmp_path))
+    result = autodidact.loop.run(run_config(tiny_llama, tmp_path))
     run_dir = tmp_path / "secrets"
     report = write_report(run_dir)
 
@@ -141,7 +142,7 @@ def test_the_key_is_only_in_the_request_headers(monkeypatch):
         seen.append((str(request.url), request.content))
         return server(request)
 
-    config = validate_config({"judge": {"model": URL, "model_name": "judge-m", "api_key_env": ENV}})
+    config = validate_config({"judge": {"model": URL, "server": {"model_name": "judge-m", "api_key_env": ENV}}})
     engine = judge_engine(config, None, httpx.Client(transport=httpx.MockTransport(record)))
     engine.generate([engine.render([{"role": "user", "content": "2+2?"}])], SamplingParams(n=1, temperature=0.0))
     assert set(server.authorizations) == {f"Bearer {KEY}"}

@@ -64,11 +64,11 @@ def test_built_judges_get_their_settings():
             ["judge.method=ensemble", "judge.members=[{method: direct, colour: red}]"],
             "unknown key 'judge.members.0.colour'",
         ),
-        (["judge.extractor=lastnumber"], "judge.extractor: unknown extractor 'lastnumber'"),
-        (["judge.pairwise_schedule=swiss"], "judge.pairwise_schedule"),
-        (["judge.pairwise_aggregate=elo"], "judge.pairwise_aggregate"),
-        (["judge.combine=median"], "judge.combine"),
-        (["judge.pairwise_k=0"], "judge.pairwise_k"),
+        (["judge.method=self_consistency", "judge.extractor=lastnumber"], "judge.extractor: unknown extractor 'lastnumber'"),
+        (["judge.method=pairwise", "judge.pairwise_schedule=swiss"], "config: judge.pairwise_schedule: Input should be"),
+        (["judge.method=contrastive", "judge.pairwise_aggregate=elo"], "config: judge.pairwise_aggregate: Input should be"),
+        (["judge.method=ensemble", "judge.personas=[x]", "judge.combine=median"], "config: judge.combine: Input should be"),
+        (["judge.method=pairwise", "judge.pairwise_k=0"], "config: judge.pairwise_k: Input should be"),
     ],
 )
 def test_bad_judge_settings_give_one_line_errors(overrides, expected):
@@ -78,6 +78,8 @@ def test_bad_judge_settings_give_one_line_errors(overrides, expected):
 
 
 def test_personas_alone_make_an_ensemble_and_a_dotted_extractor_validates():
-    overrides = ["judge.method=ensemble", "judge.personas=[You are terse.]", "judge.extractor=my_pkg.checks:answer"]
-    config = load_config(None, overrides)
-    assert config.judge.personas == ["You are terse."] and config.judge.extractor == "my_pkg.checks:answer"
+    config = load_config(None, ["judge.method=ensemble", "judge.personas=[You are terse.]"])
+    assert config.judge.personas == ["You are terse."] and config.judge.members == []
+    # A dotted extractor is checked for its shape here; it is imported when the judge is built.
+    config = load_config(None, ["judge.method=self_consistency", "judge.extractor=my_pkg.checks:answer"])
+    assert config.judge.extractor == "my_pkg.checks:answer"

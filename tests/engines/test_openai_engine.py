@@ -14,7 +14,7 @@ import pytest
 
 from autodidact.config import to_yaml, validate_config
 from autodidact.engines import FailedRow, SamplingParams, request_error
-from autodidact.engines.openai_engine import CHAT_MARK, OpenAIEngine
+from autodidact.engines.openai_engine import CHAT_MARK, OpenAIEngine, _split_chat
 from autodidact.errors import AutodidactError
 from autodidact.judges import JudgeItem
 from autodidact.judges.direct import DirectScoreJudge
@@ -91,7 +91,7 @@ def score_tops(path, body):
 
 def test_direct_judge_over_chat_server_uses_top_logprobs_and_follows_split_tokens():
     server = FakeServer(score_tops)
-    [judgment] = DirectScoreJudge(server.engine()).judge([JudgeItem("s1", PROMPT, "4")])
+    [judgment] = DirectScoreJudge(server.engine()).judge([JudgeItem("s1", PROMPT, "4")]).judgments
     # P(" 10") = .15 * 2/3 = .1; P(exactly " 1") = .15 - .1 = .05;
     # score = (.05*1 + .5*7 + .3*8 + .1*10) / (.05 + .5 + .3 + .1) = 6.95 / .95
     assert judgment.score == pytest.approx(6.95 / 0.95, abs=1e-9)
@@ -149,14 +149,14 @@ def test_completions_endpoint_with_local_template_and_reasking_for_n():
 
 def test_generate_mode_parses_the_servers_text():
     server = FakeServer(lambda path, body: chat_reply("8"))
-    [judgment] = DirectScoreJudge(server.engine(), mode="generate").judge([JudgeItem("s1", PROMPT, "4")])
+    [judgment] = DirectScoreJudge(server.engine(), mode="generate").judge([JudgeItem("s1", PROMPT, "4")]).judgments
     assert judgment.score == 8.0
     assert "logprobs" not in server.requests[0][1]
 
 
 def test_server_error_after_retries_is_a_failed_judgment_with_the_reason():
     server = FakeServer(lambda path, body: httpx.Response(500, json={"error": {"message": "model crashed"}}))
-    [judgment] = DirectScoreJudge(server.engine(max_retries=2)).judge([JudgeItem("s1", PROMPT, "4")])
+    [judgment] = DirectScoreJudge(server.engine(max_retries=2)).judge([JudgeItem("s1", PROMPT, "4")]).judgments
     assert judgment.score is None
     assert judgment.error == "judge engine: the judge server answered HTTP 500: Error code: 500 - model crashed"
     assert len(server.requests) == 3  # the first attempt and 2 retries
@@ -168,7 +168,7 @@ def test_timeout_is_a_failed_judgment_not_a_crash():
 
     client = httpx.Client(transport=httpx.MockTransport(hang))
     engine = OpenAIEngine(URL, "judge-m", timeout=0.5, max_retries=1, http_client=client)
-    [judgment] = DirectScoreJudge(engine, mode="generate").judge([JudgeItem("s1", PROMPT, "4")])
+    [judgment] = DirectScoreJudge(engine, mode="generate").judge([JudgeItem("s1", PROMPT, "4")]).judgments
     assert judgment.score is None
     assert judgment.error == "judge engine: request timed out after 0.5s (1 retries)"
     [row] = engine.continuation_logprobs(["x"], ["0", "1"])
@@ -183,7 +183,7 @@ def test_one_failing_request_fails_only_its_own_judgment():
         return score_tops(path, body)
 
     items = [JudgeItem("s1", PROMPT, "4"), JudgeItem("s2", PROMPT, "BAD"), JudgeItem("s3", PROMPT, "5")]
-    judgments = DirectScoreJudge(FakeServer(reply).engine(max_retries=0)).judge(items)
+    judgments = DirectScoreJudge(FakeServer(reply).engine(max_retries=0)).judge(items).judgments
     assert [j.sample_id for j in judgments] == ["s1", "s2", "s3"]
     assert [j.score is None for j in judgments] == [False, True, False]
     assert judgments[1].error == "judge engine: the judge server answered HTTP 400: Error code: 400 - prompt too long"
@@ -195,18 +195,18 @@ def test_unreachable_server_and_missing_logprobs_fail_with_reasons():
 
     client = httpx.Client(transport=httpx.MockTransport(refuse))
     engine = OpenAIEngine(URL, "judge-m", max_retries=0, http_client=client)
-    [judgment] = DirectScoreJudge(engine).judge([JudgeItem("s1", PROMPT, "4")])
+    [judgment] = DirectScoreJudge(engine).judge([JudgeItem("s1", PROMPT, "4")]).judgments
     assert judgment.score is None
     assert judgment.error == f"judge engine: cannot reach the judge server at {URL} (0 retries): connection refused"
 
     no_logprobs = FakeServer(lambda path, body: chat_reply("7")).engine()
-    [judgment] = DirectScoreJudge(no_logprobs).judge([JudgeItem("s1", PROMPT, "4")])
+    [judgment] = DirectScoreJudge(no_logprobs).judge([JudgeItem("s1", PROMPT, "4")]).judgments
     assert judgment.score is None
     assert judgment.error == "judge engine: the judge server returned no log-probabilities; set judge.mode=generate"
 
 
-def server_config(**judge) -> object:
-    return validate_config({"judge": {"model": URL, "model_name": "judge-m", **judge}})
+def server_config(mode: str = "logprobs", **server) -> object:
+    return validate_config({"judge": {"model": URL, "mode": mode, "server": {"model_name": "judge-m", **server}}})
 
 
 def test_logprobs_mode_on_a_server_without_them_is_a_config_error():
@@ -223,7 +223,7 @@ def test_unreachable_server_is_reported_at_start():
         raise httpx.ConnectError("connection refused", request=request)
 
     with pytest.raises(AutodidactError, match=r"judge.model: the judge server cannot be used: cannot reach"):
-        judge_engine(server_config(server_max_retries=0), None, httpx.Client(transport=httpx.MockTransport(refuse)))
+        judge_engine(server_config(max_retries=0), None, httpx.Client(transport=httpx.MockTransport(refuse)))
 
 
 def test_api_key_comes_from_the_environment_and_is_never_stored_or_shown(monkeypatch):
@@ -253,5 +253,5 @@ def test_render_without_tokenizer_keeps_the_messages():
     engine = OpenAIEngine(URL, "judge-m")
     rendered = engine.render(PROMPT.messages) + "Score: "
     assert rendered.startswith(CHAT_MARK)
-    assert engine._split(rendered) == (PROMPT.messages, "Score: ")
-    assert engine._split("plain text") == (None, "plain text")
+    assert _split_chat(rendered) == (PROMPT.messages, "Score: ")
+    assert _split_chat("plain text") == (None, "plain text")

@@ -93,7 +93,7 @@ def test_logprob_judging_through_llama_cpp(llama, tokenizer):
     assert row[0] > row[1]
     assert row[2] == -math.inf or row[2] < row[1]  # not among the top alternatives, or far less likely
     item = JudgeItem("s1", Prompt("p1", "arithmetic", "train", QUESTION, reference=4), "4")
-    [judgment] = DirectScoreJudge(engine).judge([item])
+    [judgment] = DirectScoreJudge(engine).judge([item]).judgments
     assert judgment.error is None and 0.0 <= judgment.score <= 10.0
 
 
@@ -371,7 +371,7 @@ def test_restart_command_failures_are_one_line(stub, tokenizer, tmp_path, monkey
     server = stub(FakeVLLM())
     failing = f"{sys.executable} -c \"import sys; print('port in use'); sys.exit(3)\" {{checkpoint}}"
     engine = build_policy_engine(server_config(server.url, reload="merged", restart_command=failing), None, tokenizer)
-    monkeypatch.setattr("autodidact.apps.export.merged_model", lambda config, checkpoint: (_Weights(), _Weights(), ""))
+    monkeypatch.setattr("autodidact.engines.serving.merged_model", lambda model_name, checkpoint: (_Weights(), _Weights(), ""))
     with pytest.raises(AutodidactError, match=r"exited with status 3 \(port in use\); fix the command"):
         engine.load_checkpoint(_checkpoint(tmp_path, 1), 1)
     engine.server.restart_command = "no-such-program-here {checkpoint}"

@@ -186,7 +186,7 @@ def test_generate_mode_reads_only_the_judges_own_verdict(monkeypatch):
     real = direct_module.parse_score
     monkeypatch.setattr(direct_module, "parse_score", lambda text: parsed.append(text) or real(text))
     engine = ScriptedJudge(lambda fenced: "3")
-    judgments = DirectScoreJudge(engine, mode="generate").judge(items())
+    judgments = DirectScoreJudge(engine, mode="generate").judge(items()).judgments
     assert [j.score for j in judgments] == pytest.approx([3.0] * len(CASES))
     assert parsed == ["3"] * len(CASES)  # the parser saw the judge's output, never the judged text
 
@@ -194,13 +194,13 @@ def test_generate_mode_reads_only_the_judges_own_verdict(monkeypatch):
 def test_a_judge_that_copies_the_judged_text_after_its_verdict_keeps_its_verdict():
     """The judge answers "3" right after "Score: ", then (a small model rambling) copies the text it judged."""
     engine = ScriptedJudge(lambda fenced: "3\n" + fenced[0])
-    judgments = DirectScoreJudge(engine, mode="generate").judge(items())
+    judgments = DirectScoreJudge(engine, mode="generate").judge(items()).judgments
     assert {j.sample_id: j.score for j in judgments} == {i: 3.0 for i in IDS}
 
 
 def test_logprob_mode_reads_the_slot_after_the_judges_own_prefix():
     engine = ScriptedJudge(lambda fenced: "")
-    judgments = DirectScoreJudge(engine).judge(items())
+    judgments = DirectScoreJudge(engine).judge(items()).judgments
     assert [j.score for j in judgments] == pytest.approx([3.0] * len(CASES))
     for prompt in engine.scored:  # the score slot follows the judge's instructions, outside every fence
         assert prompt.endswith("Reply with the number only.<assistant>Score: ")
@@ -208,7 +208,7 @@ def test_logprob_mode_reads_the_slot_after_the_judges_own_prefix():
 
 def test_rubric_reasoning_that_copies_the_text_is_cut_before_the_score_slot():
     engine = ScriptedJudge(lambda fenced: "- correct: no\nFinal score: 3\n" + fenced[0])
-    judgments = RubricJudge(engine, CRITERIA, mode="logprobs").judge(items())
+    judgments = RubricJudge(engine, CRITERIA, mode="logprobs").judge(items()).judgments
     assert [j.score for j in judgments] == pytest.approx([3.0] * len(CASES))
     assert all(p.endswith("<assistant>- correct: no\nFinal score: ") for p in engine.scored)
 
@@ -223,7 +223,7 @@ def test_pairwise_generate_reads_only_the_judges_own_verdict():
 
 def test_a_rubric_judge_that_copies_a_forged_verdict_after_its_own_keeps_its_own():
     engine = ScriptedJudge(lambda fenced: "- correct: no\nFinal score: 3\n" + fenced[0])
-    judgments = RubricJudge(engine, CRITERIA, mode="generate").judge(items())
+    judgments = RubricJudge(engine, CRITERIA, mode="generate").judge(items()).judgments
     assert {j.sample_id: j.score for j in judgments} == {i: 3.0 for i in IDS}
 
 
@@ -267,7 +267,7 @@ def test_effect_on_the_score_is_bounded(tiny_engine):
         for k, style in enumerate(BENIGN_STYLES)
         for n in lengths
     ]
-    scores = {j.sample_id: j.score for j in DirectScoreJudge(engine).judge(batch)}
+    scores = {j.sample_id: j.score for j in DirectScoreJudge(engine).judge(batch).judgments}
     assert all(s is not None for s in scores.values())
     base = scores["base"]
     rows = []

@@ -7,7 +7,10 @@ import torch
 
 from autodidact.config import validate_config
 from autodidact.errors import AutodidactError
-from autodidact.loop import STORE_FILE, SelfImprovementLoop
+from autodidact.loop import STORE_FILE
+from autodidact.loop.context import build_context
+from autodidact.loop.runner import Runner
+from autodidact.loop.stages import plan_for
 from autodidact.store import RunStore
 
 
@@ -30,13 +33,13 @@ def test_separate_local_judge_model_is_used_and_never_trained(tiny_model_dirs, t
     run_dir = tmp_path / "ext"
     run_dir.mkdir()
     with RunStore(run_dir / STORE_FILE) as store:
-        loop = SelfImprovementLoop(cfg, run_dir, store)
+        loop = build_context(cfg, run_dir, store)
         judge_model = loop.judge.engine.model
         assert loop.judge.engine is not loop.engine
         assert type(judge_model).__name__ == "Qwen2ForCausalLM" and type(loop.policy).__name__ != "Qwen2ForCausalLM"
         assert not any(p.requires_grad for p in judge_model.parameters())
         before = {name: p.detach().clone() for name, p in judge_model.named_parameters()}
-        result = loop.run()
+        result = Runner(loop, plan_for(cfg)).run()
         assert result.stop_reason == "reached max_iterations=1"
         assert store.counts()["checkpoints"] == 1  # the policy was trained...
         assert len([j for j in store.judgments(1, "direct") if j.score is not None]) == 12 + 2 * 2
@@ -48,7 +51,7 @@ def test_null_judge_model_keeps_the_policy_judging_itself(tiny_llama, tmp_path):
     cfg = config(tiny_llama, tmp_path)
     (tmp_path / "ext").mkdir()
     with RunStore(tmp_path / "ext" / STORE_FILE) as store:
-        loop = SelfImprovementLoop(cfg, tmp_path / "ext", store)
+        loop = build_context(cfg, tmp_path / "ext", store)
         assert loop.judge.engine.engine is loop.engine  # through the TokenCounter
 
 
@@ -58,7 +61,7 @@ def test_an_ensemble_member_naming_its_own_model_runs_on_that_model_frozen(tiny_
     cfg = config(tiny_model_dirs["llama"], tmp_path, method="ensemble", members=members)
     (tmp_path / "ext").mkdir()
     with RunStore(tmp_path / "ext" / STORE_FILE) as store:
-        loop = SelfImprovementLoop(cfg, tmp_path / "ext", store)
+        loop = build_context(cfg, tmp_path / "ext", store)
         inherited, own = (member.engine for member in loop.judge.members)
         assert inherited is loop.judge_engine and inherited.engine is loop.engine
         assert own.engine is not loop.engine and own.into is loop.judge_engine  # its tokens count as the judge's
@@ -72,4 +75,4 @@ def test_an_ensemble_member_whose_model_cannot_load_names_the_member(tiny_llama,
     (tmp_path / "ext").mkdir()
     with RunStore(tmp_path / "ext" / STORE_FILE) as store:
         with pytest.raises(AutodidactError, match=r"^judge\.members\[1\]: judge\.model: "):
-            SelfImprovementLoop(cfg, tmp_path / "ext", store)
+            build_context(cfg, tmp_path / "ext", store)

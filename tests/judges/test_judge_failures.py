@@ -10,8 +10,12 @@ import torch
 import autodidact
 from autodidact.config import validate_config
 from autodidact.errors import AutodidactError
+from autodidact.judges.base import JudgeResult
 from autodidact.judges.health import failure_error, judge_stats
-from autodidact.loop import STORE_FILE, SelfImprovementLoop
+from autodidact.loop import STORE_FILE
+from autodidact.loop.context import build_context
+from autodidact.loop.runner import Runner
+from autodidact.loop.stages import plan_for
 from autodidact.records import Judgment
 from autodidact.store import RunStore
 
@@ -113,13 +117,13 @@ def test_grpo_run_stops_without_a_checkpoint_when_too_many_rewards_fail(
     run_dir = tmp_path / "grpo"
     run_dir.mkdir()
     with RunStore(run_dir / STORE_FILE) as store:
-        loop = SelfImprovementLoop(validate_config(config), run_dir, store)
+        loop = build_context(validate_config(config), run_dir, store)
         adapter = {n: p.detach().clone() for n, p in loop.policy.named_parameters() if p.requires_grad}
         with pytest.raises(AutodidactError) as err:
-            loop.run()
+            Runner(loop, plan_for(loop.config)).run()
         # 2 tasks x 3 prompts x 2 completions: all failed, or the 6 arithmetic ones.
         assert str(err.value).startswith(f"iteration 1: {failed}, so nothing is trained on the rest.")
-        assert store.stage_done(1, "select") and not store.stage_done(1, "train")  # redone on resume
+        assert store.stage_done(1, "generate") and not store.stage_done(1, "train")  # redone on resume
         assert store.counts()["checkpoints"] == 0 and not (run_dir / "checkpoints").exists()
         assert store.samples(1) == [] and store.judgments(1) == []  # no rollouts stored
         assert all(torch.equal(adapter[n], p) for n, p in loop.policy.named_parameters() if n in adapter)
@@ -136,8 +140,7 @@ def test_failure_share_is_strictly_more_than_the_limit():
 
 
 def test_judge_stats_become_storable_metrics():
-    class Judge:
-        last_stats = {"position_consistency": 0.75, "vote_margin": 2, "tie_rate": math.nan, "empty": None}
-
-    assert judge_stats(Judge()) == {"position_consistency": 0.75, "vote_margin": 2.0, "tie_rate": None, "empty": None}
-    assert judge_stats(object()) == {}
+    stats = {"position_consistency": 0.75, "vote_margin": 2, "tie_rate": math.nan, "empty": None, "odd": math.inf}
+    stored = judge_stats(JudgeResult([], stats))
+    assert stored == {"position_consistency": 0.75, "vote_margin": 2.0, "tie_rate": None, "empty": None, "odd": None}
+    assert judge_stats(JudgeResult([])) == {}

@@ -55,15 +55,16 @@ def test_majority_scores_and_vote_margin_are_exact():
         JudgeItem("a3", P1, "no idea"),
         JudgeItem("b1", P2, "8"),
     ]
-    judge = SelfConsistencyJudge("last_number")
-    judgments = judge.judge(items)
+    result = SelfConsistencyJudge("last_number").judge(items)
+    judgments = result.judgments
     assert [j.sample_id for j in judgments] == ["a0", "b0", "a1", "a2", "a3", "b1"]
     # p1: answers 4, 4, 5, none -> majority 4, margin (2 - 1) / 4. p2: 7 vs 8 tie -> the first seen (7) wins, margin 0.
     assert [j.score for j in judgments] == [10.0, 10.0, 10.0, 0.0, None, 0.0]
     assert "found no answer" in judgments[4].error
     assert json.loads(judgments[0].raw)["margin"] == 0.25 and json.loads(judgments[1].raw)["margin"] == 0.0
     assert json.loads(judgments[0].raw)["votes"] == {"4": 2, "5": 1}
-    assert judge.last_stats == pytest.approx({"vote_margin": 0.125, "tie_rate": 0.5, "extraction_rate": 5 / 6})
+    assert result.stats == pytest.approx({"vote_margin": 0.125, "tie_rate": 0.5, "extraction_rate": 5 / 6})
+    assert result.outcomes == ()
 
 
 def test_share_scores_are_the_exact_agreement_shares():
@@ -74,7 +75,7 @@ def test_share_scores_are_the_exact_agreement_shares():
         JudgeItem("a3", P1, "no idea"),
         JudgeItem("b0", P2, "7"),
     ]
-    judgments = SelfConsistencyJudge("last_number", score="share").judge(items)
+    judgments = SelfConsistencyJudge("last_number", score="share").judge(items).judgments
     # p1: of 3 extracted answers two say 4 and one says 5; the unanswered sample stays None.
     assert [j.score for j in judgments] == [pytest.approx(20 / 3), pytest.approx(20 / 3), pytest.approx(10 / 3), None, 10.0]
     with pytest.raises(AutodidactError, match="consistency_score"):
@@ -82,21 +83,21 @@ def test_share_scores_are_the_exact_agreement_shares():
 
 
 def test_prompt_without_any_answer_is_all_none_and_left_out_of_the_margin():
-    judge = SelfConsistencyJudge("boxed")
     items = [JudgeItem("a0", P1, "4"), JudgeItem("b0", P2, "\\boxed{3}"), JudgeItem("b1", P2, "\\boxed{3}")]
-    judgments = judge.judge(items)
-    assert [j.score for j in judgments] == [None, 10.0, 10.0]
-    assert judge.last_stats["vote_margin"] == 1.0
+    result = SelfConsistencyJudge("boxed").judge(items)
+    assert [j.score for j in result.judgments] == [None, 10.0, 10.0]
+    assert result.stats["vote_margin"] == 1.0
 
 
 def test_dotted_path_extractor_and_a_raising_one():
     judge = SelfConsistencyJudge("os.path:basename")
-    assert [j.score for j in judge.judge([JudgeItem("a", P1, "x/y/4"), JudgeItem("b", P1, "z/4")])] == [10.0, 10.0]
+    result = judge.judge([JudgeItem("a", P1, "x/y/4"), JudgeItem("b", P1, "z/4")])
+    assert [j.score for j in result.judgments] == [10.0, 10.0]
 
     def explode(text):
         raise KeyError("boom")
 
-    [failed] = SelfConsistencyJudge(explode).judge([JudgeItem("a", P1, "4")])
+    [failed] = SelfConsistencyJudge(explode).judge([JudgeItem("a", P1, "4")]).judgments
     assert failed.score is None and "raised KeyError" in failed.error
 
 
@@ -110,6 +111,6 @@ def test_self_consistency_on_tiny_model_samples(tiny_engine):
     rendered = tiny_engine.render(P1.messages)
     samples = tiny_engine.generate([rendered], SamplingParams(n=4, temperature=1.0, max_new_tokens=8))[0]
     items = [JudgeItem(f"s{i}", P1, c.text) for i, c in enumerate(samples)]
-    judgments = SelfConsistencyJudge("last_number").judge(items)
+    judgments = SelfConsistencyJudge("last_number").judge(items).judgments
     assert [j.sample_id for j in judgments] == ["s0", "s1", "s2", "s3"]
     assert all(j.score in (0.0, 10.0) or (j.score is None and j.error) for j in judgments)

@@ -65,11 +65,12 @@ class ExplainingEngine:
 def test_explanation_is_kept_in_the_rationale(mode):
     engine = ExplainingEngine()
     judge = ContrastiveJudge(engine, mode=mode, reasoning_tokens=40, aggregate="win_rate")
-    judgments = judge.judge([JudgeItem("s0", PROMPT, "five"), JudgeItem("s1", PROMPT, "4")])
+    result = judge.judge([JudgeItem("s0", PROMPT, "five"), JudgeItem("s1", PROMPT, "4")])
+    judgments = result.judgments
     assert [j.score for j in judgments] == [0.0, 10.0]
     assert "[A=s0 B=s1] Response B gives the right sum, 4." in judgments[0].rationale
     assert "[A=s1 B=s0] Response A gives the right sum, 4." in judgments[1].rationale
-    assert judge.last_stats["position_consistency"] == 1.0
+    assert result.stats["position_consistency"] == 1.0
     assert all(p.max_new_tokens == 40 and p.temperature == 0.0 for p in engine.params)
     if mode == "logprobs":
         # The verdict the judge wrote is cut; the verdict slot follows its explanation.
@@ -84,7 +85,7 @@ def test_unparseable_explanation_fails_in_generate_mode():
 
     judgments = ContrastiveJudge(Rambling(), mode="generate").judge(
         [JudgeItem("s0", PROMPT, "five"), JudgeItem("s1", PROMPT, "4")]
-    )
+    ).judgments
     assert [j.score for j in judgments] == [None, None] and all(j.error for j in judgments)
 
 
@@ -96,7 +97,7 @@ def test_a_failed_explanation_request_fails_the_comparison():
     for mode in ("logprobs", "generate"):
         judgments = ContrastiveJudge(Unreachable(), mode=mode).judge(
             [JudgeItem("s0", PROMPT, "five"), JudgeItem("s1", PROMPT, "4")]
-        )
+        ).judgments
         assert [j.score for j in judgments] == [None, None]
         assert "judge engine: timed out" in judgments[0].error
 
@@ -117,8 +118,8 @@ def test_critique_and_revise_passes_the_explanation_into_the_revision_prompt():
 def test_revision_requests_from_decided_pairs_and_batch_revision():
     engine = ExplainingEngine(revision="4")
     judge = ContrastiveJudge(engine, mode="generate")
-    judge.judge([JudgeItem("s0", PROMPT, "five"), JudgeItem("s1", PROMPT, "4"), JudgeItem("s2", PROMPT, "4")])
-    requests = revision_requests(judge.last_outcomes)
+    result = judge.judge([JudgeItem("s0", PROMPT, "five"), JudgeItem("s1", PROMPT, "4"), JudgeItem("s2", PROMPT, "4")])
+    requests = revision_requests(result.outcomes)
     # s1 vs s2 are both "4": each order prefers A, so that pair is a tie and has no loser.
     assert [(r.worse_response, r.worse_label) for r in requests] == [("five", "A"), ("five", "A")]
     assert requests[0].explanation.startswith("Response B gives the right sum")
@@ -131,7 +132,7 @@ def test_revision_requests_from_decided_pairs_and_batch_revision():
 def test_contrastive_on_tiny_model(tiny_engine):
     items = [JudgeItem(f"s{i}", PROMPT, t) for i, t in enumerate(["4", "five", "The answer is 4."])]
     judge = ContrastiveJudge(tiny_engine, reasoning_tokens=8)
-    judgments = judge.judge(items)
-    assert [j.sample_id for j in judgments] == ["s0", "s1", "s2"]
-    assert all(j.score is None or 0 <= j.score <= 10 for j in judgments)
-    assert len(judge.last_outcomes) == 3
+    result = judge.judge(items)
+    assert [j.sample_id for j in result.judgments] == ["s0", "s1", "s2"]
+    assert all(j.score is None or 0 <= j.score <= 10 for j in result.judgments)
+    assert len(result.outcomes) == 3 and result.stats["pairs"] == 3.0

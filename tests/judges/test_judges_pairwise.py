@@ -67,20 +67,22 @@ def items_for(texts, prompt=P1, start=0):
 @pytest.mark.parametrize("aggregate", ["bradley_terry", "win_rate"])
 def test_a_judge_that_always_prefers_position_a_produces_only_ties(aggregate):
     judge = PairwiseJudge(PairEngine(probs=lambda a, b: (0.9, 0.1)), aggregate=aggregate)
-    judgments = judge.judge(items_for(["4", "five", "banana"]))
+    result = judge.judge(items_for(["4", "five", "banana"]))
+    judgments = result.judgments
     assert [j.score for j in judgments] == pytest.approx([5.0, 5.0, 5.0])
-    assert judge.last_stats["position_consistency"] == 0.0
-    assert judge.last_stats["tie_rate"] == 1.0 and judge.last_stats["a_preference"] == 1.0
+    assert result.stats["position_consistency"] == 0.0
+    assert result.stats["tie_rate"] == 1.0 and result.stats["a_preference"] == 1.0
     assert all(json.loads(j.raw)["ties"] == 2 for j in judgments)
 
 
 def test_consistent_preference_gives_exact_win_rates():
     judge = PairwiseJudge(PairEngine(probs=prefers_quality), aggregate="win_rate")
-    judgments = judge.judge(items_for(["five", "4", "banana", "The answer is 4."]))
+    result = judge.judge(items_for(["five", "4", "banana", "The answer is 4."]))
+    judgments = result.judgments
     # Qualities 1, 3, 0, 2: wins 1, 3, 0, 2 of 3 pairs each.
     assert [j.score for j in judgments] == pytest.approx([10 / 3, 10.0, 0.0, 20 / 3])
-    assert judge.last_stats["position_consistency"] == 1.0 and judge.last_stats["pairs"] == 6.0
-    assert judge.last_stats["a_preference"] == 0.5
+    assert result.stats["position_consistency"] == 1.0 and result.stats["pairs"] == 6.0
+    assert result.stats["a_preference"] == 0.5
     engine = judge.engine
     assert len(engine.scored_prompts) == 12  # 6 pairs x both orders
     assert all(p.endswith("<assistant>Better response: ") for p in engine.scored_prompts)
@@ -88,7 +90,7 @@ def test_consistent_preference_gives_exact_win_rates():
 
 def test_consistent_preference_gives_exact_bradley_terry_scores():
     judge = PairwiseJudge(PairEngine(probs=prefers_quality), aggregate="bradley_terry")
-    judgments = judge.judge(items_for(["banana", "4", "five"]))
+    judgments = judge.judge(items_for(["banana", "4", "five"])).judgments
     # Total order 4 > five > banana. With one virtual tie each against a reference of strength 1,
     # symmetry gives strengths p, 1, 1/p where 2.5 = 2p/(p+1) + p^2/(p^2+1): p = 3.6494359...;
     # the scores are 10 p/(p+1), 5, 10/(p+1).
@@ -113,19 +115,21 @@ def test_a_failed_comparison_is_none_not_zero():
         return "I cannot decide" if "banana" in (a, b) else ("A" if QUALITY[a] > QUALITY[b] else "B")
 
     judge = PairwiseJudge(PairEngine(reply=reply), mode="generate", aggregate="win_rate")
-    judgments = judge.judge(items_for(["banana", "4", "five"]))
+    result = judge.judge(items_for(["banana", "4", "five"]))
+    judgments = result.judgments
     assert judgments[0].score is None and "every comparison of this sample failed" in judgments[0].error
     assert "no 'A' or 'B' verdict" in judgments[0].error
     assert [j.score for j in judgments[1:]] == [10.0, 0.0]  # only their own pair counts
-    assert judge.last_stats["comparison_failure_rate"] == pytest.approx(4 / 6)
+    assert result.stats["comparison_failure_rate"] == pytest.approx(4 / 6)
 
 
 def test_probability_below_the_floor_fails_the_comparison():
     judge = PairwiseJudge(PairEngine(probs=lambda a, b: (1e-9, 1e-9)), min_mass=1e-4)
-    judgments = judge.judge(items_for(["4", "five"]))
+    result = judge.judge(items_for(["4", "five"]))
+    judgments = result.judgments
     assert [j.score for j in judgments] == [None, None]
     assert "probability" in judgments[0].error
-    assert "position_consistency" not in judge.last_stats  # nothing to measure
+    assert "position_consistency" not in result.stats  # nothing to measure
 
 
 def test_a_failed_engine_request_fails_the_comparison_with_its_reason():
@@ -137,23 +141,23 @@ def test_a_failed_engine_request_fails_the_comparison_with_its_reason():
             return [[Completion("", 0, error="timed out")] for _ in prompts]
 
     for mode, reason in (("logprobs", "connection refused"), ("generate", "timed out")):
-        judgments = PairwiseJudge(Unreachable(), mode=mode).judge(items_for(["4", "five"]))
+        judgments = PairwiseJudge(Unreachable(), mode=mode).judge(items_for(["4", "five"])).judgments
         assert [j.score for j in judgments] == [None, None]
         assert judgments[0].error == f"every comparison of this sample failed: judge engine: {reason}"
 
 
 def test_single_sample_prompt_is_none_and_groups_keep_item_order():
     items = [JudgeItem("a0", P1, "4"), JudgeItem("b0", P2, "6"), JudgeItem("a1", P1, "five")]
-    judgments = PairwiseJudge(PairEngine(probs=prefers_quality), aggregate="win_rate").judge(items)
+    judgments = PairwiseJudge(PairEngine(probs=prefers_quality), aggregate="win_rate").judge(items).judgments
     assert [j.sample_id for j in judgments] == ["a0", "b0", "a1"]
     assert judgments[1].score is None and "pairwise needs >= 2 samples" in judgments[1].error
     assert [judgments[0].score, judgments[2].score] == [10.0, 0.0]
 
 
-def test_last_outcomes_record_both_orders():
+def test_outcomes_record_both_orders():
     judge = PairwiseJudge(PairEngine(probs=prefers_quality))
-    judge.judge(items_for(["five", "4"]))
-    [outcome] = judge.last_outcomes
+    result = judge.judge(items_for(["five", "4"]))
+    [outcome] = result.outcomes
     assert (outcome.first.response, outcome.second.response) == ("five", "4")
     assert [v.choice for v in outcome.verdicts] == ["B", "A"] and outcome.result == 0.0
 
@@ -190,7 +194,7 @@ def test_schedules():
 def test_cycle_schedule_compares_fewer_pairs():
     engine = PairEngine(probs=prefers_quality)
     judge = PairwiseJudge(engine, schedule="cycle", aggregate="win_rate")
-    judgments = judge.judge(items_for(["five", "4", "banana", "The answer is 4."]))
+    judgments = judge.judge(items_for(["five", "4", "banana", "The answer is 4."])).judgments
     assert len(engine.scored_prompts) == 8  # 4 pairs x 2 orders
     # Cycle pairs (0,1) (1,2) (2,3) (0,3): five-4, 4-banana, banana-answer, five-answer.
     assert [j.score for j in judgments] == pytest.approx([0.0, 10.0, 0.0, 10.0])
@@ -199,8 +203,9 @@ def test_cycle_schedule_compares_fewer_pairs():
 def test_pairwise_on_tiny_model(tiny_engine):
     items = items_for(["4", "five", "The answer is 4."]) + [JudgeItem("q0", P2, "6")]
     judge = PairwiseJudge(tiny_engine)
-    judgments = judge.judge(items)
+    result = judge.judge(items)
+    judgments = result.judgments
     assert [j.sample_id for j in judgments] == ["s0", "s1", "s2", "q0"]
     assert all(j.score is None or 0 <= j.score <= 10 for j in judgments)
-    assert judgments[3].score is None and judge.last_stats["pairs"] == 3.0
-    assert 0.0 <= judge.last_stats["position_consistency"] <= 1.0
+    assert judgments[3].score is None and result.stats["pairs"] == 3.0
+    assert 0.0 <= result.stats["position_consistency"] <= 1.0

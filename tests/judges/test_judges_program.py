@@ -132,15 +132,16 @@ def test_python_tests_pass_fail_and_limits():
 
 def test_builtin_judge_scores_by_reference():
     judge = ProgramJudge("number_match")
-    judgments = judge.judge([item("4", sample_id="a"), item("five", sample_id="b"), item("It's 4.", sample_id="c")])
+    result = judge.judge([item("4", sample_id="a"), item("five", sample_id="b"), item("It's 4.", sample_id="c")])
+    judgments = result.judgments
     assert [(j.sample_id, j.judge, j.score, j.error) for j in judgments] == [
         ("a", "program", 10.0, None), ("b", "program", 0.0, None), ("c", "program", 10.0, None)]
-    assert judge.last_stats == {"program_timeouts": 0.0}
+    assert result.stats == {"program_timeouts": 0.0}
 
 
 def test_values_map_to_scores_and_none_or_bad_values_fail(checks):
     responses = ["bool", "high", "low", "quarter", "none", "nan", "text"]
-    judgments = ProgramJudge(f"{checks}:value").judge([item(r, sample_id=r) for r in responses])
+    judgments = ProgramJudge(f"{checks}:value").judge([item(r, sample_id=r) for r in responses]).judgments
     assert [j.score for j in judgments] == [10.0, 10.0, 0.0, 2.5, None, None, None]
     assert [j.error for j in judgments[4:]] == [
         "the program returned None (it could not grade this)",
@@ -150,7 +151,7 @@ def test_values_map_to_scores_and_none_or_bad_values_fail(checks):
 
 
 def test_raising_program_is_a_failed_judgment(checks):
-    judgments = ProgramJudge(f"{checks}:boom").judge([item("a"), item("b")])
+    judgments = ProgramJudge(f"{checks}:boom").judge([item("a"), item("b")]).judgments
     assert [(j.score, j.error) for j in judgments] == [
         (None, "RuntimeError: kaput: a"), (None, "RuntimeError: kaput: b")]
 
@@ -158,17 +159,18 @@ def test_raising_program_is_a_failed_judgment(checks):
 def test_hanging_program_is_killed_at_its_limit_and_the_next_item_still_judged(checks):
     judge = ProgramJudge(f"{checks}:hang", timeout=1.0)
     start = time.monotonic()
-    judgments = judge.judge([item("loop", sample_id="a"), item("fine", sample_id="b")])
+    result = judge.judge([item("loop", sample_id="a"), item("fine", sample_id="b")])
+    judgments = result.judgments
     elapsed = time.monotonic() - start
     assert elapsed < 3.0
     assert judgments[0].score is None
     assert judgments[0].error == "the verifier did not finish within judge.program_timeout=1s and was killed"
     assert judgments[1].score == 10.0
-    assert judge.last_stats == {"program_timeouts": 1.0}
+    assert result.stats == {"program_timeouts": 1.0}
 
 
 def test_dying_worker_fails_one_item_and_is_replaced(checks):
-    judgments = ProgramJudge(f"{checks}:die").judge([item("die"), item("ok"), item("die"), item("ok")])
+    judgments = ProgramJudge(f"{checks}:die").judge([item("die"), item("ok"), item("die"), item("ok")]).judgments
     assert [j.score for j in judgments] == [None, 10.0, None, 10.0]
     assert judgments[0].error == "the verifier process exited with code 3"
 
@@ -176,7 +178,7 @@ def test_dying_worker_fails_one_item_and_is_replaced(checks):
 def test_program_args_reach_user_function_and_parallel_workers_keep_order(checks):
     responses = ["a" * k for k in range(1, 9)]
     judge = ProgramJudge(f"{checks}:scaled", {"factor": 0.5}, workers=3)
-    judgments = judge.judge([item(r, sample_id=str(i)) for i, r in enumerate(responses)])
+    judgments = judge.judge([item(r, sample_id=str(i)) for i, r in enumerate(responses)]).judgments
     assert [j.sample_id for j in judgments] == [str(i) for i in range(8)]
     assert [j.score for j in judgments] == pytest.approx([0.5 * k for k in range(1, 9)])
 
@@ -185,7 +187,7 @@ def test_python_tests_judge_with_reference_tests():
     items = [item("def add(a, b):\n    return a + b", ADD_TEST, "good"),
              item("def add(a, b):\n    return 0", ADD_TEST, "bad"),
              item("def add(a, b): return a + b", None, "no-tests")]
-    judgments = ProgramJudge("python_tests", {"timeout": 2.0}, timeout=5.0).judge(items)
+    judgments = ProgramJudge("python_tests", {"timeout": 2.0}, timeout=5.0).judge(items).judgments
     assert [j.score for j in judgments] == [10.0, 0.0, None]
     assert judgments[2].error == "ValueError: no test code: the prompt's reference must be Python test code (asserts)"
 
@@ -197,7 +199,7 @@ def test_config_builds_the_program_judge(checks):
     config = validate_config({"judge": {"method": "program", "program": f"{checks}:is_four", "program_timeout": 2}})
     judge = build_judge(config.judge, engine=None, tasks={})
     assert isinstance(judge, ProgramJudge)
-    assert [j.score for j in judge.judge([item("4"), item("5")])] == [10.0, 0.0]
+    assert [j.score for j in judge.judge([item("4"), item("5")]).judgments] == [10.0, 0.0]
 
 
 @pytest.mark.parametrize(
@@ -206,22 +208,34 @@ def test_config_builds_the_program_judge(checks):
         ({"program": "exact_mach"}, "config: judge.program: 'exact_mach' is neither a built-in (exact_match, "
          "number_match, regex, json_keys, python_tests) nor a dotted path like 'my_pkg.checks:is_valid'. "
          "Did you mean 'exact_match'?"),
-        ({"program": "no_such_package.checks:ok"},
-         "config: judge.program: cannot import module 'no_such_package.checks' "
-         "(ModuleNotFoundError: No module named 'no_such_package')"),
-        ({"program": "json:no_such_function"},
-         "config: judge.program: module 'json' has no attribute 'no_such_function'"),
-        ({"program": "regex", "program_args": {"patern": "x"}},
-         "config: judge: judge.program_args ['patern'] do not fit "
-         "'regex' (got an unexpected keyword argument 'patern')"),
         ({}, "config: judge: method 'program' needs judge.program"),
-        ({"program": "python_tests", "program_timeout": 4}, "config: judge: python_tests runs each test for up to 5s "
-         "but judge.program_timeout is 4s; raise program_timeout above program_args.timeout"),
     ],
 )
 def test_config_time_errors(judge, message):
     with pytest.raises(AutodidactError) as err:
         validate_config({"judge": {"method": "program", **judge}})
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("judge", "message"),
+    [
+        ({"program": "no_such_package.checks:ok"},
+         "judge.program: cannot import module 'no_such_package.checks' "
+         "(ModuleNotFoundError: No module named 'no_such_package')"),
+        ({"program": "json:no_such_function"}, "judge.program: module 'json' has no attribute 'no_such_function'"),
+        ({"program": "regex", "program_args": {"patern": "x"}},
+         "judge.program: judge.program_args ['patern'] do not fit 'regex' (got an unexpected keyword argument 'patern')"),
+        ({"program": "python_tests", "program_timeout": 4}, "judge.program: python_tests runs each test for up to 5s "
+         "but judge.program_timeout is 4s; raise program_timeout above program_args.timeout"),
+    ],
+)
+def test_build_time_errors(judge, message):
+    # Config is a leaf that imports no user code: the program is imported and its arguments checked when
+    # the judge is built, which a run does before it generates or trains anything.
+    config = validate_config({"judge": {"method": "program", **judge}})
+    with pytest.raises(AutodidactError) as err:
+        build_judge(config.judge, engine=None, tasks={})
     assert str(err.value).startswith(message)
 
 
@@ -233,7 +247,7 @@ def test_worker_script_does_not_import_torch(checks, tmp_path):
         def heavy(prompt, response, reference):
             return not any(m == "torch" or m.startswith("autodidact") for m in sys.modules)
     """))
-    [judgment] = ProgramJudge("imports:heavy").judge([item("x")])
+    [judgment] = ProgramJudge("imports:heavy").judge([item("x")]).judgments
     assert judgment.score == 10.0
 
 
@@ -278,14 +292,14 @@ def test_verifier_processes_have_a_memory_limit_and_no_network(tmp_path, monkeyp
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     item = [JudgeItem("s", Prompt("p", "t", "train", [{"role": "user", "content": "q"}]), "r")]
-    assert ProgramJudge("hungry:grab", {"mb": 64}, memory_mb=512).judge(item)[0].score == 10.0
-    over = ProgramJudge("hungry:grab", {"mb": 1024}, memory_mb=256).judge(item)[0]
+    assert ProgramJudge("hungry:grab", {"mb": 64}, memory_mb=512).judge(item).judgments[0].score == 10.0
+    over = ProgramJudge("hungry:grab", {"mb": 1024}, memory_mb=256).judge(item).judgments[0]
     assert over.score is None and "MemoryError" in over.error
     server = _listener()
     try:
         port = server.getsockname()[1]
-        allowed = ProgramJudge("hungry:grab", {"port": port}, network=True).judge(item)[0]
-        denied = ProgramJudge("hungry:grab", {"port": port}).judge(item)[0]
+        allowed = ProgramJudge("hungry:grab", {"port": port}, network=True).judge(item).judgments[0]
+        denied = ProgramJudge("hungry:grab", {"port": port}).judge(item).judgments[0]
     finally:
         server.close()
     assert allowed.score == 10.0

@@ -6,7 +6,7 @@ import pytest
 
 from autodidact.config import load_config
 from autodidact.errors import AutodidactError
-from autodidact.judges import JudgeItem, build_judge
+from autodidact.judges import JudgeItem, JudgeResult, build_judge
 from autodidact.judges.consistency import SelfConsistencyJudge
 from autodidact.judges.direct import DirectScoreJudge
 from autodidact.judges.routing import TaskRoutedJudge
@@ -14,16 +14,17 @@ from autodidact.records import Judgment, Prompt
 
 
 class ScriptedJudge:
-    """Scores every item `score` and remembers which sample ids it saw."""
+    """Scores every item `score`, counts the items in its stats, and remembers which sample ids it saw."""
 
     def __init__(self, name: str, score: float, relative: bool = False):
         self.name, self.score, self.relative = name, score, relative
         self.seen: list[str] = []
-        self.last_stats = {"calls": 1.0}
 
     def judge(self, items):
         self.seen += [i.sample_id for i in items]
-        return [Judgment(i.sample_id, self.name, self.score) for i in items]
+        judgments = [Judgment(i.sample_id, self.name, self.score) for i in items]
+        outcomes = tuple(f"{self.name}:{i.sample_id}" for i in items)  # stand-ins for compared pairs
+        return JudgeResult(judgments, {"items": float(len(items))}, outcomes)
 
 
 def item(sample_id: str, task: str) -> JudgeItem:
@@ -35,13 +36,17 @@ def test_items_reach_their_tasks_judge_and_come_back_in_order_under_one_name():
     default, votes = ScriptedJudge("direct", 6.0), ScriptedJudge("self_consistency", 10.0, relative=True)
     judge = TaskRoutedJudge(default, {"arithmetic": votes})
     items = [item("a", "instructions"), item("b", "arithmetic"), item("c", "other"), item("d", "arithmetic")]
-    judgments = judge.judge(items)
+    result = judge.judge(items)
+    judgments = result.judgments
     assert [j.sample_id for j in judgments] == ["a", "b", "c", "d"]
     assert [j.score for j in judgments] == [6.0, 10.0, 6.0, 10.0]
     assert {j.judge for j in judgments} == {"direct"}  # the store and selection read one judge's judgments
     assert votes.seen == ["b", "d"] and default.seen == ["a", "c"]
     assert judge.relative  # held-out answers then go to the direct judge
-    assert judge.last_stats == {"default/calls": 1.0, "arithmetic/calls": 1.0}
+    assert result.stats == {"default/items": 2.0, "arithmetic/items": 2.0}  # exact keys: each judge's, by task
+    # Compared pairs (a contrastive route's) come through for critique-and-revise, task by task.
+    assert result.outcomes == ("direct:a", "direct:c", "self_consistency:b", "self_consistency:d")
+    assert not TaskRoutedJudge(default, {"instructions": ScriptedJudge("direct", 1.0)}).relative
 
 
 class NoEngine:

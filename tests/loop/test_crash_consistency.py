@@ -22,11 +22,13 @@ import pytest
 import torch
 
 import autodidact
+import autodidact.loop
 from autodidact.config import validate_config
 from autodidact.engines import SamplingParams, TransformersEngine
 from autodidact.errors import AutodidactError
-from autodidact.loop import CONFIG_FILE, STORE_FILE, SelfImprovementLoop
-from autodidact.records import STAGES, SFTExample
+from autodidact.loop import CONFIG_FILE, STORE_FILE
+from autodidact.loop.stages import STAGES
+from autodidact.records import SFTExample
 from autodidact.store import RunStore
 from autodidact.training import init_adapters, load_policy, save_checkpoint, train_sft
 from autodidact.training.faults import restore_policy
@@ -119,19 +121,11 @@ def test_a_directory_that_lost_its_store_is_not_resumed(tmp_path):
         autodidact.resume(tmp_path)
 
 
-def test_run_killed_in_its_last_monitor_stage_runs_it_on_resume(tiny_llama, tmp_path, monkeypatch):
+def test_run_killed_in_its_last_monitor_stage_runs_it_on_resume(tiny_llama, tmp_path, killed_at):
     """The last iteration's evaluation is committed, its monitor is not: the resumed run must still monitor it."""
-    monitor = SelfImprovementLoop._monitor
-
-    def killed_in_last_monitor(self, it, start):
-        if it == 1:
-            raise KeyboardInterrupt("simulated kill in iteration 1's monitor stage")
-        return monitor(self, it, start)
-
-    monkeypatch.setattr(SelfImprovementLoop, "_monitor", killed_in_last_monitor)
+    config = _one_iteration(tiny_llama, tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        autodidact.run(_one_iteration(tiny_llama, tmp_path))
-    monkeypatch.setattr(SelfImprovementLoop, "_monitor", monitor)
+        autodidact.loop.run(config, plan=killed_at(config, "monitor", 1))
 
     result = autodidact.resume(tmp_path / "r")
 

@@ -6,17 +6,18 @@ import math
 
 import pytest
 import torch
+from tests.loop.conftest import plan_with
 from tests.loop.test_loop import tiny_config
 
-import autodidact
-import autodidact.loop.runner
+import autodidact.loop
 from autodidact.config import validate_config
+from autodidact.evaluation import evaluate_heldout
 from autodidact.loop import STORE_FILE
+from autodidact.loop.stages import Evaluate, Train
 from autodidact.store import RunStore
-from autodidact.training import load_policy
+from autodidact.training import load_policy, train_sft
 from autodidact.training.faults import TrainingFault, check_heldout, check_training, restore_policy
 
-real_train_sft = autodidact.loop.runner.train_sft
 
 
 def _nan_on_first_call(calls: list):
@@ -24,7 +25,7 @@ def _nan_on_first_call(calls: list):
 
     def train(policy, tokenizer, examples, config, seed, report=None):
         calls.append(config.learning_rate)
-        result = real_train_sft(policy, tokenizer, examples, config, seed=seed, report=report)
+        result = train_sft(policy, tokenizer, examples, config, seed=seed, report=report)
         if len(calls) == 1:
             with torch.no_grad():
                 next(p for n, p in policy.named_parameters() if "lora_A" in n).fill_(float("nan"))
@@ -41,10 +42,10 @@ def _config(model, out, **training):
     return config
 
 
-def test_a_nan_loss_rolls_back_and_retries_at_a_lower_learning_rate(tiny_llama, tmp_path, monkeypatch):
+def test_a_nan_loss_rolls_back_and_retries_at_a_lower_learning_rate(tiny_llama, tmp_path):
     calls: list[float] = []
-    monkeypatch.setattr(autodidact.loop.runner, "train_sft", _nan_on_first_call(calls))
-    result = autodidact.run(_config(tiny_llama, tmp_path, learning_rate=1e-3, retry_lr_factor=0.25))
+    config = _config(tiny_llama, tmp_path, learning_rate=1e-3, retry_lr_factor=0.25)
+    result = autodidact.loop.run(config, plan=plan_with(config, Train(sft=_nan_on_first_call(calls))))
     assert calls == [1e-3, 2.5e-4]
     assert result.stop_reason == "reached max_iterations=1"
     with RunStore(tmp_path / "run" / STORE_FILE) as store:
@@ -57,9 +58,9 @@ def test_a_nan_loss_rolls_back_and_retries_at_a_lower_learning_rate(tiny_llama, 
     assert all(torch.isfinite(p).all() for p in policy.parameters())  # the NaN never reached a checkpoint
 
 
-def test_with_on_fault_stop_the_run_ends_at_the_previous_model(tiny_llama, tmp_path, monkeypatch):
-    monkeypatch.setattr(autodidact.loop.runner, "train_sft", _nan_on_first_call([]))
-    result = autodidact.run(_config(tiny_llama, tmp_path, on_fault="stop"))
+def test_with_on_fault_stop_the_run_ends_at_the_previous_model(tiny_llama, tmp_path):
+    config = _config(tiny_llama, tmp_path, on_fault="stop")
+    result = autodidact.loop.run(config, plan=plan_with(config, Train(sft=_nan_on_first_call([]))))
     assert result.stop_reason.startswith("training fault at iteration 1 (non-finite training loss (nan))")
     assert [row["iteration"] for row in result.iterations] == [0] and result.best_checkpoint is None
     with RunStore(tmp_path / "run" / STORE_FILE) as store:
@@ -68,21 +69,19 @@ def test_with_on_fault_stop_the_run_ends_at_the_previous_model(tiny_llama, tmp_p
     assert not (tmp_path / "run" / "checkpoints" / "iter-1").exists()
 
 
-def test_a_heldout_collapse_is_rolled_back_and_retried(tiny_llama, tmp_path, monkeypatch):
-    real_evaluate = autodidact.loop.runner.evaluate_heldout
+def test_a_heldout_collapse_is_rolled_back_and_retried(tiny_llama, tmp_path):
     seen = []
 
     def collapsing(*args, **kwargs):
-        result = real_evaluate(*args, **kwargs)
+        result = evaluate_heldout(*args, **kwargs)
         seen.append(args[4])
         if args[4] == 1 and seen.count(1) == 1:  # iteration 1, first try: pretend the metric fell to 0
             result.metrics[""]["heldout_metric"] = -1.0
         return result
 
-    monkeypatch.setattr(autodidact.loop.runner, "evaluate_heldout", collapsing)
     config = _config(tiny_llama, tmp_path)
     config["stopping"]["max_metric_drop"] = 0.2
-    result = autodidact.run(config)
+    result = autodidact.loop.run(config, plan=plan_with(config, Evaluate(evaluate=collapsing)))
     # Each evaluation answers the held-out set, then the paraphrased one; the collapsed first try at
     # iteration 1 stops before its paraphrased set, the retry evaluates both.
     assert seen == [0, 0, 1, 1, 1] and result.stop_reason == "reached max_iterations=1"

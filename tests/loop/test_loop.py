@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 import autodidact
+import autodidact.loop
 from autodidact.errors import AutodidactError
-from autodidact.loop import STORE_FILE, SelfImprovementLoop
+from autodidact.loop import STORE_FILE
 from autodidact.store import RunStore
 
 
@@ -58,22 +59,12 @@ def test_run_produces_every_stage_metric_and_checkpoint(tiny_llama, tmp_path):
         assert store.counts()["checkpoints"] == 2
 
 
-def test_resume_after_an_interrupted_stage_redoes_it_once(tiny_llama, tmp_path, monkeypatch):
+def test_resume_after_an_interrupted_stage_redoes_it_once(tiny_llama, tmp_path, killed_at):
     reference = autodidact.run(tiny_config(tiny_llama, tmp_path, name="ref"))
 
-    original = SelfImprovementLoop._train
-    calls = {"n": 0}
-
-    def crash_in_second_training(self, it, start):
-        calls["n"] += 1
-        if it == 2:
-            raise KeyboardInterrupt("simulated kill during training")
-        return original(self, it, start)
-
-    monkeypatch.setattr(SelfImprovementLoop, "_train", crash_in_second_training)
+    config = tiny_config(tiny_llama, tmp_path, name="crashed")
     with pytest.raises(KeyboardInterrupt):
-        autodidact.run(tiny_config(tiny_llama, tmp_path, name="crashed"))
-    monkeypatch.setattr(SelfImprovementLoop, "_train", original)
+        autodidact.loop.run(config, plan=killed_at(config, "train", 2))
     crashed_dir = tmp_path / "crashed"
     assert _table(crashed_dir, "select count(*) from stages where iteration = 2 and stage = 'train'") == [(0,)]
 

@@ -8,11 +8,11 @@ import re
 import pytest
 
 import autodidact
-import autodidact.loop.runner
+import autodidact.loop
 from autodidact.engines import Completion
 from autodidact.errors import AutodidactError
 from autodidact.evaluation import roc_auc
-from autodidact.loop import STORE_FILE, SelfImprovementLoop
+from autodidact.loop import STORE_FILE
 from autodidact.store import RunStore
 from autodidact.tasks import get_task
 from test_loop import tiny_config
@@ -95,19 +95,14 @@ def revise_config(model_dir: str, out) -> dict:
     return config
 
 
-def test_revisions_are_stored_by_the_judge_stage_and_survive_a_resume(tiny_llama, tmp_path, monkeypatch):
+def test_revisions_are_stored_by_the_judge_stage_and_survive_a_resume(tiny_llama, tmp_path, monkeypatch, killed_at):
     import autodidact.engines.serving
 
     monkeypatch.setattr(autodidact.engines.serving, "TransformersEngine", ScriptedEngine)
     monkeypatch.setattr(ScriptedEngine, "revise_prompts", [])
-    original = SelfImprovementLoop._select
-
-    def killed_in_select(self, it, start):
-        raise KeyboardInterrupt("simulated kill before selection commits")
-
-    monkeypatch.setattr(SelfImprovementLoop, "_select", killed_in_select)
-    with pytest.raises(KeyboardInterrupt):
-        autodidact.run(revise_config(tiny_llama, tmp_path))
+    config = revise_config(tiny_llama, tmp_path)
+    with pytest.raises(KeyboardInterrupt):  # killed before selection commits
+        autodidact.loop.run(config, plan=killed_at(config, "select", 1))
     run_dir = tmp_path / "rev"
 
     # 2 tasks x 3 prompts, 2 samples each: one decided pair per prompt, "answer 1" loses and is sent for revision.
@@ -119,14 +114,14 @@ def test_revisions_are_stored_by_the_judge_stage_and_survive_a_resume(tiny_llama
         expected = {f"it1-{pid}-rev0": revision_for(prompts[pid].text) for pid in train_ids}
         expected = {sid: text for sid, text in expected.items() if text}
         assert 0 < len(expected) < 6, "the seed should give both empty and non-empty revisions"
-        revisions = {s.id: s for s in store.samples(1) if "-rev" in s.id}
+        revisions = {s.id: s for s in store.samples(1) if s.origin == "revision"}
         assert {sid: s.text for sid, s in revisions.items()} == expected
+        assert {s.id for s in store.samples(1) if "-rev" in s.id} == set(revisions)  # the origin column says it
         assert {s.index for s in revisions.values()} == {3}  # after the generated samples 0, 1 and the deployed slot 2
         info = store.stage_info(1, "judge")
         assert (info["revisions"], info["revisions_empty"]) == (len(expected), 6 - len(expected))
         assert info["judge_tokens"] == 12 * 9  # 6 pairs x 2 orders, 9 tokens per scripted explanation
 
-    monkeypatch.setattr(SelfImprovementLoop, "_select", original)
     ScriptedEngine.revise_prompts.clear()
     result = autodidact.resume(run_dir)
 
@@ -175,9 +170,12 @@ def test_grpo_run_trains_online_and_stores_its_rollouts_as_samples_and_judgments
     with RunStore(tmp_path / "grpo" / STORE_FILE) as store:
         generate = store.stage_info(1, "generate")
         assert generate["online"] is True and len(generate["prompt_ids"]) == 6  # 2 tasks x 3 prompts drawn
-        assert store.stage_info(1, "judge") == {"online": True} and store.stage_info(1, "select") == {"online": True}
+        # GRPO's own plan: no judge or select stage (it samples and judges inside training).
+        assert not store.stage_done(1, "judge") and not store.stage_done(1, "select")
+        assert list(store.stage_seconds(1)) == ["generate", "train", "evaluate", "monitor"]
         train = store.stage_info(1, "train")
-        rollouts = [s for s in store.samples(1) if "-g" in s.id]
+        rollouts = [s for s in store.samples(1) if s.origin == "online"]
+        assert rollouts and all(re.search(r"-g\d+$", s.id) for s in rollouts)
         # One pass: every drawn prompt sampled samples_per_prompt (2) times, each completion judged once.
         assert train["completions"] == len(rollouts) == 6 * 2
         assert {s.prompt_id for s in rollouts} == set(generate["prompt_ids"])

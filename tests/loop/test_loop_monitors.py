@@ -5,6 +5,7 @@ temperature schedule acting on a run."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tests.test_tracking import _events
 
 import autodidact
 import autodidact.engines.serving
+import autodidact.loop
 from autodidact.engines import Completion
 from autodidact.loop import STORE_FILE
 from autodidact.monitors.reward_hacking import unmeasured_notice
@@ -46,18 +48,23 @@ class _AlertAtIteration:
         return "seen" if len(history) - 1 == self.at else None
 
 
-def test_an_alert_whose_monitor_stops_ends_the_run(tiny_llama, tmp_path, monkeypatch):
-    monkeypatch.setattr("autodidact.loop.runner.build_monitors", lambda config, embedder: [_AlertAtIteration(1, stop=True)])
-    result = autodidact.run(tiny_config(tiny_llama, tmp_path, max_iterations=3))
+def _monitored_by(monitor):
+    """Amend a run's context: `monitor` is its only monitor."""
+    return lambda ctx: replace(ctx, monitors=[monitor])
+
+
+def test_an_alert_whose_monitor_stops_ends_the_run(tiny_llama, tmp_path):
+    config = tiny_config(tiny_llama, tmp_path, max_iterations=3)
+    result = autodidact.loop.run(config, amend=_monitored_by(_AlertAtIteration(1, stop=True)))
     assert [row["iteration"] for row in result.iterations] == [0, 1]
     assert result.stop_reason == "monitor fake raised an alert (its stop is set): seen"
     assert [(a.iteration, a.monitor, a.stop) for a in result.alerts] == [(1, "fake", True)]
     assert [row["fake_measure"] for row in result.iterations] == [0.0, 1.0]
 
 
-def test_an_alert_without_stop_is_recorded_and_the_run_goes_on(tiny_llama, tmp_path, monkeypatch):
-    monkeypatch.setattr("autodidact.loop.runner.build_monitors", lambda config, embedder: [_AlertAtIteration(1, stop=False)])
-    result = autodidact.run(tiny_config(tiny_llama, tmp_path, max_iterations=2))
+def test_an_alert_without_stop_is_recorded_and_the_run_goes_on(tiny_llama, tmp_path):
+    config = tiny_config(tiny_llama, tmp_path, max_iterations=2)
+    result = autodidact.loop.run(config, amend=_monitored_by(_AlertAtIteration(1, stop=False)))
     assert result.stop_reason == "reached max_iterations=2"
     assert [(a.iteration, a.monitor, a.stop) for a in result.alerts] == [(1, "fake", False)]
 
@@ -124,7 +131,7 @@ def test_a_run_without_verifier_or_reference_judge_says_once_that_reward_hacking
     logs = Path(__file__).parents[1] / "data" / "sources" / "logs.jsonl"  # logged chats: no reference, no verifier
     config["tasks"] = {"names": [], "sources": [{"type": "logs", "path": str(logs), "heldout_ratio": 0.4}]}
     config["monitors"] = {"diversity": {"prompts": 0}}
-    with caplog.at_level(logging.WARNING, logger="autodidact.loop.runner"):
+    with caplog.at_level(logging.WARNING, logger="autodidact.loop"):
         result = autodidact.run(config)
     notice = unmeasured_notice({})
     assert result.stop_reason == "reached max_iterations=1"  # the notice never stops a run

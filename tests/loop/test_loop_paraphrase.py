@@ -6,10 +6,14 @@ from pathlib import Path
 from statistics import fmean
 
 import pytest
+from tests.loop.conftest import plan_with
 from tests.loop.test_loop import tiny_config
 
 import autodidact
+import autodidact.loop
 from autodidact.loop import STORE_FILE
+from autodidact.loop.stages import Train
+from autodidact.training import train_sft
 from autodidact.records import PARAPHRASE_SPLIT
 from autodidact.store import RunStore
 
@@ -18,19 +22,17 @@ DATA = Path(__file__).parents[1] / "data" / "sources"
 
 def test_paraphrased_heldout_is_evaluated_every_iteration_and_never_trained_on(tiny_llama, tmp_path, monkeypatch):
     trained: list[str] = []  # the prompt id of every example that reached training
-    original = autodidact.loop.runner.train_sft
 
     def recording_train_sft(policy, tokenizer, examples, *args, **kwargs):
         trained.extend(e.prompt_id for e in examples)
-        return original(policy, tokenizer, examples, *args, **kwargs)
+        return train_sft(policy, tokenizer, examples, *args, **kwargs)
 
-    monkeypatch.setattr("autodidact.loop.runner.train_sft", recording_train_sft)
     config = tiny_config(tiny_llama, tmp_path, max_iterations=2)
     # A file source beside the built-in tasks: it has no paraphrased set and must be skipped cleanly.
     source = {"type": "file", "name": "qa", "path": str(DATA / "good.jsonl"), "heldout_ratio": 0.4}
     config["tasks"] |= {"paraphrase_heldout_size": 3, "sources": [source]}
     config["monitors"] = {"diversity": {"prompts": 0}}
-    result = autodidact.run(config)
+    result = autodidact.loop.run(config, plan=plan_with(config, Train(sft=recording_train_sft)))
     assert [row["iteration"] for row in result.iterations] == [0, 1, 2]
 
     with RunStore(tmp_path / "run" / STORE_FILE) as store:
@@ -41,6 +43,7 @@ def test_paraphrased_heldout_is_evaluated_every_iteration_and_never_trained_on(t
         assert not {p.text for p in reworded} & seen and not {p.meta["training_wording"] for p in reworded} & seen
         for it in range(3):
             answers = [s for s in store.samples(it) if s.prompt_id in by_id]
+            assert {s.origin for s in answers} == {"heldout"}
             assert sorted(s.id for s in answers) == sorted(f"it{it}-{pid}-0" for pid in by_id)  # one greedy answer
             judged = {j.sample_id for j in store.judgments(it)}
             assert not judged & {s.id for s in answers}  # verified, never judged

@@ -7,15 +7,20 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.loop.conftest import plan_with
 from tests.loop.test_loop import tiny_config
 
 import autodidact
-import autodidact.loop.runner
+import autodidact.loop
 from autodidact.config import load_config, validate_config
 from autodidact.embeddings import load_embedder
 from autodidact.engines import Completion
 from autodidact.errors import AutodidactError
-from autodidact.loop import CONFIG_FILE, STORE_FILE, SelfImprovementLoop
+from autodidact.loop import CONFIG_FILE, STORE_FILE
+from autodidact.loop.context import build_context
+from autodidact.loop.prompts import prepare_prompts
+from autodidact.loop.stages import OnlineTrain
+from autodidact.training import train_grpo
 from autodidact.store import RunStore
 from autodidact.tasks.documents.chunks import chunk_documents, load_documents
 from autodidact.tasks.documents.search import SearchIndex, format_results
@@ -46,7 +51,8 @@ def test_file_and_logs_sources_train_and_evaluate(tiny_llama, tmp_path):
         drawn = [s.prompt_id for s in store.samples(1) if s.index == 0 and s.prompt_id in {p.id for p in train}]
         assert sum(pid.startswith("qa-") for pid in drawn) == 3 and sum(pid.startswith("chats-") for pid in drawn) == 2
         # Every drawn log prompt with a logged reply got it as one extra candidate, judged like the others.
-        deployed = [s for s in store.samples(1) if s.id.endswith("-deployed")]
+        deployed = [s for s in store.samples(1) if s.origin == "deployed"]
+        assert deployed and all(s.id.endswith("-deployed") for s in deployed)
         with_reply = [p for p in train if p.task == "chats" and p.meta.get("deployed_response") and p.id in drawn]
         assert [s.text for s in deployed] == [p.meta["deployed_response"] for p in with_reply]
         judged = {j.sample_id for j in store.judgments(1)}
@@ -117,20 +123,14 @@ def test_documents_source_runs_in_the_loop_with_the_search_tool(tiny_llama, tmp_
         assert answers and all(s.text.startswith("<search>") and "<results>" in s.text for s in answers)
 
 
-def test_a_resumed_documents_run_searches_the_index_of_the_original_run(tiny_llama, tmp_path, monkeypatch):
+def test_a_resumed_documents_run_searches_the_index_of_the_original_run(tiny_llama, tmp_path, monkeypatch, killed_at):
     # Killed after its questions were stored (in iteration 0's evaluation): the resumed run has no build() to
     # fill the search index, so it rebuilds it from the documents; it writes no question again.
     monkeypatch.setattr("autodidact.tasks.documents.task.write_pairs", _scripted_pairs)
     source = DOCUMENTS | {"search_first": True, "max_turns": 1, "search_top_k": 2}
-    evaluate = SelfImprovementLoop._evaluate
-
-    def killed(self, it, start):
-        raise KeyboardInterrupt("simulated kill after the prompts were stored")
-
-    monkeypatch.setattr(SelfImprovementLoop, "_evaluate", killed)
-    with pytest.raises(KeyboardInterrupt):
-        autodidact.run(_sources_config(tiny_llama, tmp_path, [source]))
-    monkeypatch.setattr(SelfImprovementLoop, "_evaluate", evaluate)
+    config = _sources_config(tiny_llama, tmp_path, [source])
+    with pytest.raises(KeyboardInterrupt):  # killed after the prompts were stored
+        autodidact.loop.run(config, plan=killed_at(config, "evaluate", 0))
     with RunStore(tmp_path / "run" / STORE_FILE) as store:
         assert store.get_meta("prompts_ready") and not store.stage_done(0, "evaluate")
         stored = store.prompts()
@@ -156,9 +156,9 @@ def test_a_resumed_documents_run_searches_the_index_of_the_original_run(tiny_lla
                 assert answers[p.id].startswith(opening)
     # GRPO's search tool on a resumed loop searches the same index.
     with RunStore(tmp_path / "run" / STORE_FILE) as store:
-        loop = SelfImprovementLoop(load_config(tmp_path / "run" / CONFIG_FILE), tmp_path / "run", store)
-        loop.prepare()
-        search = loop.tasks["docs"].search_tool()
+        ctx = build_context(load_config(tmp_path / "run" / CONFIG_FILE), tmp_path / "run", store)
+        prepare_prompts(ctx)
+        search = ctx.tasks["docs"].search_tool()
         assert search("bread dough") == format_results(index.search("bread dough", 2)).strip()
 
 
@@ -205,14 +205,13 @@ def tiny_tool_model(tiny_llama, tmp_path):
 def test_grpo_hands_trl_the_documents_search_tool(tiny_tool_model, tmp_path, monkeypatch):
     monkeypatch.setattr("autodidact.tasks.documents.task.write_pairs", _scripted_pairs)
     calls = []
-    real = autodidact.loop.runner.train_grpo
 
     def recording_train_grpo(model, tokenizer, prompts, reward, *args, **kwargs):
         calls.append((prompts, kwargs))
-        return real(model, tokenizer, prompts, reward, *args, **kwargs)  # TRL takes the tool on this template
+        return train_grpo(model, tokenizer, prompts, reward, *args, **kwargs)  # TRL takes the tool on this template
 
-    monkeypatch.setattr(autodidact.loop.runner, "train_grpo", recording_train_grpo)
-    result = autodidact.run(_sources_config(tiny_tool_model, tmp_path, [DOCUMENTS], training=GRPO))
+    config = _sources_config(tiny_tool_model, tmp_path, [DOCUMENTS], training=GRPO)
+    result = autodidact.loop.run(config, plan=plan_with(config, OnlineTrain(grpo=recording_train_grpo)))
     assert result.stop_reason == "reached max_iterations=1"
     [(prompts, kwargs)] = calls
     [search] = kwargs["tools"]
@@ -224,6 +223,7 @@ def test_grpo_hands_trl_the_documents_search_tool(tiny_tool_model, tmp_path, mon
     with RunStore(tmp_path / "run" / STORE_FILE) as store:
         assert store.checkpoint(1) is not None
         assert store.stage_info(1, "train")["completions"] == 2 * 2  # 2 prompts x samples_per_prompt
+        assert {s.origin for s in store.samples(1) if s.prompt_id in {p.id for p in prompts}} == {"online"}
 
 
 @pytest.mark.parametrize(
@@ -243,8 +243,8 @@ def test_grpo_warns_once_that_deployed_replies_are_not_candidates(tiny_llama, tm
     sources = [{"type": "logs", "name": "chats", "path": str(DATA / "logs.jsonl"), "heldout_ratio": 0.25}]
     config = validate_config(_sources_config(tiny_llama, tmp_path, sources, training=GRPO))
     (tmp_path / "run").mkdir()
-    with RunStore(tmp_path / "run" / STORE_FILE) as store, caplog.at_level("WARNING", logger="autodidact.loop.runner"):
-        autodidact.loop.runner.SelfImprovementLoop(config, tmp_path / "run", store)
+    with RunStore(tmp_path / "run" / STORE_FILE) as store, caplog.at_level("WARNING", logger="autodidact.loop.context"):
+        build_context(config, tmp_path / "run", store)
     warned = [r.getMessage() for r in caplog.records if "deployed replies" in r.getMessage()]
     assert warned == [
         "training.method 'grpo' samples its own completions: the deployed replies of logs sources chats are not "

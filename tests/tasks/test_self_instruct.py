@@ -13,6 +13,7 @@ from autodidact.embeddings import load_embedder
 from autodidact.engines import Completion, SamplingParams
 from autodidact.errors import AutodidactError
 from autodidact.records import Message, Prompt, Split
+from autodidact.tasks.base import GrowsPrompts
 from autodidact.tasks.self_instruct import OUTCOMES, WRITE_INSTRUCTION, SelfInstructTask, clean_written_prompt
 
 
@@ -164,8 +165,10 @@ def test_grow_filters_cleans_and_counts(embedder) -> None:
     task = SelfInstructTask(_config(name="writer", per_iteration=7, examples_per_request=3), embedder)
     engine = ScriptedEngine(list(SCRIPT))
     pool = _prompts(POOL)
-    written = task.grow(engine, pool, _prompts(HELDOUT, "heldout", "other"), iteration=2, seed=3)
+    grown = task.grow(engine, pool, _prompts(HELDOUT, "heldout", "other"), iteration=2, seed=3)
+    written = grown.prompts
 
+    assert isinstance(task, GrowsPrompts)
     assert [p.text for p in written] == [
         "Write a haiku about rivers.",
         "Summarize the plot of Romeo and Juliet in two sentences.",
@@ -175,7 +178,7 @@ def test_grow_filters_cleans_and_counts(embedder) -> None:
     for p in written:
         assert (p.task, p.split, p.reference) == ("writer", "train", None)
         assert p.meta == {"origin": "self_instruct", "iteration": 2}
-    assert task.last_stats == {
+    assert grown.stats == {
         "requests": 11, "failed": 1, "empty": 1, "too_short": 1, "too_long": 1, "duplicate": 1,
         "near_heldout": 1, "near_pool": 1, "near_batch": 1, "over_cap": 0, "kept": 3,
     }
@@ -198,13 +201,13 @@ def test_grow_stops_at_max_pool(embedder) -> None:
     pool = _prompts(POOL)
     task = SelfInstructTask(_config(per_iteration=7, max_pool=len(POOL)), embedder)
     engine = ScriptedEngine([])
-    assert task.grow(engine, pool, [], iteration=1, seed=0) == []
-    assert engine.calls == [] and task.last_stats["requests"] == 0
+    grown = task.grow(engine, pool, [], iteration=1, seed=0)
+    assert grown.prompts == [] and engine.calls == [] and grown.stats["requests"] == 0
 
     task = SelfInstructTask(_config(per_iteration=7, max_pool=len(POOL) + 1), embedder)
-    written = task.grow(ScriptedEngine(list(SCRIPT)), pool, _prompts(HELDOUT, "heldout"), iteration=2, seed=3)
-    assert [p.text for p in written] == ["Write a haiku about rivers."]
-    assert (task.last_stats["kept"], task.last_stats["over_cap"]) == (1, 2)
+    grown = task.grow(ScriptedEngine(list(SCRIPT)), pool, _prompts(HELDOUT, "heldout"), iteration=2, seed=3)
+    assert [p.text for p in grown.prompts] == ["Write a haiku about rivers."]
+    assert (grown.stats["kept"], grown.stats["over_cap"]) == (1, 2)
 
 
 def test_grow_sends_a_repeated_request_once_with_more_samples(embedder) -> None:
@@ -213,18 +216,19 @@ def test_grow_sends_a_repeated_request_once_with_more_samples(embedder) -> None:
               "Explain what a prime number is."]
     task = SelfInstructTask(_config(per_iteration=2, examples_per_request=2), embedder)
     engine = ScriptedEngine(script)
-    written = task.grow(engine, _prompts(["Write a poem about tea.", "Explain what rain is."]), [], iteration=1, seed=0)
+    grown = task.grow(engine, _prompts(["Write a poem about tea.", "Explain what rain is."]), [], iteration=1, seed=0)
     (requests, params), = engine.calls
     assert len(requests) < 3 and params.n >= 2 and len(requests) * params.n <= len(script)
-    assert task.last_stats["requests"] == 3 and task.last_stats["kept"] == len(written) == 2
-    assert sum(task.last_stats[o] for o in OUTCOMES) == 3
+    assert grown.stats["requests"] == 3 and grown.stats["kept"] == len(grown.prompts) == 2
+    assert sum(grown.stats[o] for o in OUTCOMES) == 3
 
 
 def test_grow_on_tiny_model(tiny_engine, embedder) -> None:
     task = SelfInstructTask(_config(name="writer", per_iteration=2, max_pool=10), embedder)
     train, heldout = task.build(0, 0, seed=0)
-    written = task.grow(tiny_engine, train, heldout, iteration=1, seed=0)
+    grown = task.grow(tiny_engine, train, heldout, iteration=1, seed=0)
+    written = grown.prompts
     assert all(isinstance(p, Prompt) and p.id.startswith("writer-it1-") and p.split == "train" for p in written)
     assert len(written) <= 2 and len({p.text for p in written}) == len(written)
-    assert task.last_stats["requests"] == 3
-    assert sum(task.last_stats[o] for o in OUTCOMES) == 3 and task.last_stats["kept"] == len(written)
+    assert grown.stats["requests"] == 3
+    assert sum(grown.stats[o] for o in OUTCOMES) == 3 and grown.stats["kept"] == len(written)

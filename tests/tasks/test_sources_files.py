@@ -15,7 +15,8 @@ from autodidact.records import Prompt
 from autodidact.tasks import Task
 from autodidact.tasks.files import FileTask
 from autodidact.tasks.logs import LogsTask
-from autodidact.tasks.rows import BadRow, RowErrors, read_rows, split_heldout
+from autodidact.tasks.row_checks import RowErrors, split_heldout
+from autodidact.tasks.rows import BadRow, read_rows
 
 DATA = Path(__file__).parents[1] / "data" / "sources"
 

@@ -14,7 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from autodidact.apps.export import PROVENANCE_FILE, open_run, pick_checkpoint
+from autodidact.config import load_config
 from autodidact.errors import AutodidactError
+from autodidact.models import load_model
 from autodidact.records import Message
 
 EXIT, RESET = ("/exit", "/quit"), "/reset"
@@ -35,8 +38,6 @@ class ChatModel:
 def _load_adapter(checkpoint: Path, base: str, dtype: str, device: str):
     from peft import PeftModel
 
-    from autodidact.models import load_model
-
     model, tokenizer = load_model(base, dtype, device)
     # Merged: one matmul per layer instead of three; this copy is never trained.
     return PeftModel.from_pretrained(model, str(checkpoint)).merge_and_unload(), tokenizer
@@ -54,10 +55,6 @@ def load_chat_model(model_or_run: str) -> ChatModel:
     Raises:
         AutodidactError: a run without checkpoints, or a spec `load_model` refuses.
     """
-    from autodidact.config import load_config
-    from autodidact.apps.export import PROVENANCE_FILE, open_run, pick_checkpoint
-    from autodidact.models import load_model
-
     path = Path(model_or_run).expanduser()
     if (path / "config.yaml").is_file() and (path / "run.sqlite").is_file():
         config, store = open_run(path)
@@ -193,8 +190,6 @@ def chat(
             raise AutodidactError(
                 f"--compare: '{model_or_run}' names no base model; pass a run directory, a checkpoint or an export."
             )
-        from autodidact.models import load_model
-
         model, tokenizer = load_model(improved.base, improved.dtype, improved.device)
         base = ChatModel(model, tokenizer, "base")
     start: list[Message] = [{"role": "system", "content": system}] if system else []

@@ -10,7 +10,14 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from autodidact.apps.log_setup import configure_logging
+from autodidact.apps.summary import alerts_table, iteration_table, timing_table
+from autodidact.config import example_yaml, load_config
 from autodidact.errors import AutodidactError
+from autodidact.progress import set_quiet
+
+# Each command imports the loop, the models, the report or the review server in its own body: those
+# pull in torch, matplotlib or FastAPI, and `autodidact --help` or a typo should answer in a second.
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A language model that teaches itself.")
 out = Console()
@@ -22,16 +29,11 @@ def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every stage.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; warnings only.")] = False,
 ) -> None:
-    from autodidact.apps.log_setup import configure_logging
-    from autodidact.progress import set_quiet
-
     configure_logging(verbose, quiet)
     set_quiet(quiet)
 
 
 def _show_result(result) -> None:
-    from autodidact.apps.summary import alerts_table, iteration_table, timing_table
-
     tasks = sorted({t for row in result.iterations for t in row["tasks"]})
     out.print(iteration_table(result.iterations, tasks))
     out.print(timing_table(result.iterations))
@@ -53,7 +55,6 @@ def run(
     set_: Annotated[list[str], typer.Option("--set", help="Override a field: --set stopping.max_iterations=2")] = [],
 ) -> None:
     """Start a self-improvement run."""
-    from autodidact.config import load_config
     from autodidact.loop import run as run_loop
 
     _show_result(run_loop(load_config(config, set_)))
@@ -79,7 +80,6 @@ def eval_(
 ) -> None:
     """Evaluate a model on held-out prompts of the built-in tasks."""
     from autodidact.apps.evaluate import evaluate_model
-    from autodidact.apps.summary import iteration_table
 
     row = evaluate_model(model, task or None, heldout_size, seed, judge, max_new_tokens, dtype)
     out.print(iteration_table([row], sorted(row["tasks"]), title=f"Held-out evaluation of {model}"))
@@ -209,8 +209,6 @@ def chat(
 @app.command()
 def init(path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path("autodidact.yaml")) -> None:
     """Write an example config listing every option with a comment."""
-    from autodidact.config import example_yaml
-
     if path.exists():
         raise AutodidactError(f"'{path}' exists; choose another path or delete it first.")
     path.write_text(example_yaml(), encoding="utf-8")

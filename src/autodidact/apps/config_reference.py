@@ -22,7 +22,10 @@ import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from autodidact.config import RunConfig, TasksConfig
+from autodidact.config import JudgeBase, JudgeServerConfig, RunConfig, TasksConfig
+from autodidact.config.judge import RunJudgeFields
+from autodidact.config.judge_methods import METHOD_CLASSES
+from autodidact.config.registry import BUILTIN_TASKS, JUDGE_METHODS
 
 REGENERATE = "python -m autodidact.apps.config_reference > docs/CONFIG.md"
 
@@ -55,6 +58,15 @@ def source_types() -> list[type[BaseModel]]:
     return list(typing.get_args(typing.get_args(item)[0]))
 
 
+def _is_judge_union(tp: Any) -> bool:
+    """Whether `tp` is the judge union (`JudgeMember`): Annotated[Annotated[JudgeClass, Tag] | ..., ...]."""
+    if typing.get_origin(tp) is not typing.Annotated:
+        return False
+    members = _union_members(typing.get_args(tp)[0]) or ()
+    classes = [(typing.get_args(m) or (m,))[0] for m in members]  # Annotated[JudgeClass, Tag] -> JudgeClass
+    return any(_is_section(c) and issubclass(c, JudgeBase) for c in classes)
+
+
 def _type_name(tp: Any) -> str:
     if tp is type(None):
         return "null"
@@ -72,12 +84,17 @@ def _type_name(tp: Any) -> str:
         return _type_name(typing.get_args(tp)[0])
     if origin is list:
         (inner,) = typing.get_args(tp)
+        if _is_judge_union(inner):
+            return "list of judge sections (a table per `method` below)"
         if typing.get_origin(inner) is typing.Annotated:  # the discriminated source union
             return "list of sources (a table per `type` below)"
         if _is_section(inner):
             return f"list of `{_section_title(inner)}` sections"
         return f"list of {_type_name(inner)}"
     if origin is dict:
+        (_, value) = typing.get_args(tp) or (None, None)
+        if _is_judge_union(value):
+            return "mapping of task name to a judge section (a table per `method` below)"
         return "mapping"
     if _is_section(tp):
         return "section"
@@ -117,10 +134,7 @@ def _bounds(field: FieldInfo) -> str:
 
 def _registries() -> dict[str, list[str]]:
     """Keys whose string value must name a registered judge or task: their names are listed."""
-    from autodidact.judges import JUDGES
-    from autodidact.tasks import TASKS
-
-    return {"judge.method": sorted(JUDGES), "tasks.names": sorted(TASKS)}
+    return {"judge.method": sorted(JUDGE_METHODS), "tasks.names": sorted(BUILTIN_TASKS)}
 
 
 def _field_type(key: str, field: FieldInfo) -> str:
@@ -185,6 +199,9 @@ def _walk(page: _Page, model: type[BaseModel], prefix: str, heading: str, intro:
     rows, nested = [], []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
+        if key == "judge":
+            nested.append((key, field))
+            continue
         if _is_section(field.annotation):
             nested.append((key, field))
             continue
@@ -194,7 +211,30 @@ def _walk(page: _Page, model: type[BaseModel], prefix: str, heading: str, intro:
         for source in source_types():
             _source_section(page, source, f"{prefix}sources[]")
     for key, field in nested:
+        if key == "judge":
+            _judge_sections(page, field.description or "")
+            continue
         _walk(page, field.annotation, f"{key}.", f"`{key}`", field.description or "")
+
+
+def _judge_sections(page: _Page, intro: str) -> None:
+    """The judge union: the keys every method has, the server section, then one table per method."""
+    rows = [_field_row(f"judge.{name}", field) for name, field in JudgeBase.model_fields.items() if name != "server"]
+    rows[0] = _row("judge.method", _field_type("judge.method", JudgeBase.model_fields["method"]), "`direct`",
+                   "Selects the judge method; the keys of the other methods are refused.")
+    rows += [_field_row(f"judge.{name}", field) for name, field in RunJudgeFields.model_fields.items()]
+    extra = (" These keys apply to every method; `tasks` and `max_failed_share` only to the run's own judge "
+             "section, not to ensemble members or per-task judges.")
+    page.section(2, "`judge`", intro + extra, rows)
+    server = [_field_row(f"judge.server.{n}", f) for n, f in JudgeServerConfig.model_fields.items()]
+    page.section(3, "`judge.server`", JudgeBase.model_fields["server"].description or "", server)
+    for cls in METHOD_CLASSES:
+        method = cls.model_fields["method"].default
+        own = [(n, f) for n, f in cls.model_fields.items() if n not in JudgeBase.model_fields]
+        rows = [_row("judge.method", f"`{method}`", "`direct`" if method == "direct" else "required",
+                     cls.model_fields["method"].description or "")]
+        rows += [_field_row(f"judge.{n}", f) for n, f in own]
+        page.section(3, f"`judge`: `method: {method}`", f"{cls.__doc__ or ''} Only these keys besides the common ones.", rows)
 
 
 def _source_section(page: _Page, source: type[BaseModel], prefix: str) -> None:
@@ -216,7 +256,7 @@ def reference_markdown() -> str:
     head = [
         "# Configuration reference",
         "",
-        f"*Generated from the help texts in `src/autodidact/config/__init__.py` by `{REGENERATE}`; do not edit by hand.*",
+        f"*Generated from the help texts in `src/autodidact/config/` by `{REGENERATE}`; do not edit by hand.*",
         "",
         "Every key a run config accepts. Write them in a YAML file (`autodidact init FILE` writes one with every",
         "key, its default and its help text as a comment) or override any of them on the command line with",

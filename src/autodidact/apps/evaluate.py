@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autodidact.config import JudgeConfig
+from autodidact.config import judge_config as judge_section
 from autodidact.engines import TransformersEngine
 from autodidact.errors import AutodidactError
 from autodidact.evaluation import evaluate_heldout, heldout_judge
 from autodidact.judges import build_judge
+from autodidact.models import load_model
 from autodidact.tasks import TASKS, get_task
 
 
 def _load(model: str, dtype: str = "auto"):
     """A model spec, or a run's LoRA checkpoint (adapter on its base model)."""
-    from autodidact.models import load_model
-
     adapter = Path(model) / "adapter_config.json"
     if not adapter.is_file():
         return load_model(model, dtype=dtype)
@@ -41,7 +40,7 @@ def evaluate_model(
         raise AutodidactError(f"--heldout-size must be at least 1, got {heldout_size}; give a positive number.")
     names = tasks or list(TASKS)
     task_objs = {name: get_task(name) for name in names}
-    judge_config = None if judge == "none" else JudgeConfig(method=judge)  # validates the name before loading
+    judge_config = None if judge == "none" else judge_section(method=judge)  # validates the name before loading
     policy, tokenizer = _load(model, dtype)
     engine = TransformersEngine(policy, tokenizer)
     # A relative judge (pairwise...) cannot score one answer per prompt: a direct judge does, as in a run.

@@ -25,6 +25,8 @@ from typing import Any
 
 from autodidact.config import RunConfig, load_config
 from autodidact.errors import AutodidactError
+from autodidact.models.gguf_export import GGUF_FILE, source_gguf, write_gguf
+from autodidact.models.merge import merged_model
 from autodidact.store import RunStore
 
 CONFIG_FILE, STORE_FILE = "config.yaml", "run.sqlite"  # as in autodidact.loop, without importing the loop
@@ -117,41 +119,11 @@ def _check_out(out: Path) -> None:
         raise AutodidactError(f"'{out}' exists and is not empty; choose a new output directory or delete it first.")
 
 
-def _drop_quantization(model) -> None:
-    # The bundled base came from a GGUF file; a leftover marker would make
-    # transformers treat the plain float weights as quantized on load.
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.hf_quantizer = None
-
-
-def merged_model(config: RunConfig, checkpoint: Path) -> tuple[Any, Any, str]:
-    """(model, tokenizer, base path): a checkpoint's weights as one plain float32 CPU model.
-
-    An adapter checkpoint is merged into `config.model.name`'s base; a full fine-tuned one is loaded as it is.
-    """
-    from autodidact.models import load_model, resolve_model
-
-    checkpoint = Path(checkpoint)
-    if (checkpoint / "adapter_config.json").is_file():
-        from peft import PeftModel
-
-        # Merge in float32 whatever the target dtype: W + BA rounds once, at the end.
-        base, tokenizer = load_model(config.model.name, "float32", "cpu")
-        model = PeftModel.from_pretrained(base, str(checkpoint)).merge_and_unload()
-        base_path = resolve_model(config.model.name)
-    else:
-        model, tokenizer = load_model(str(checkpoint), "float32", "cpu")
-        base_path = str(checkpoint)
-    _drop_quantization(model)
-    return model, tokenizer, base_path
-
-
 def _write_merged(config: RunConfig, checkpoint: Path, target: Path, dtype: str) -> str:
     """Save the merged (or full fine-tuned) model in `dtype` with its tokenizer; return the base model path."""
     import torch
 
-    model, tokenizer, base_path = merged_model(config, checkpoint)
+    model, tokenizer, base_path = merged_model(config.model.name, checkpoint)
     model.to(getattr(torch, dtype))
     model.save_pretrained(target)  # safetensors
     tokenizer.save_pretrained(target)
@@ -174,10 +146,8 @@ def _write_adapter(config: RunConfig, checkpoint: Path, target: Path) -> str:
 
 def _write_gguf(config: RunConfig, checkpoint: Path, target: Path, dtype: str) -> str:
     """Write the merged model as `target/model.gguf`; return the base model path."""
-    from autodidact.models.gguf_export import GGUF_FILE, source_gguf, write_gguf
-
     source = source_gguf(config.model.name)
-    model, _, base_path = merged_model(config, checkpoint)
+    model, _, base_path = merged_model(config.model.name, checkpoint)
     target.mkdir(parents=True)
     write_gguf(model, source, target / GGUF_FILE, dtype)
     return base_path
@@ -276,8 +246,6 @@ def export_run(
     if dtype not in DTYPES:
         raise AutodidactError(f"--dtype '{dtype}': choose one of {', '.join(DTYPES)}.")
     if out_format == "gguf":
-        from autodidact.models.gguf_export import source_gguf
-
         source_gguf(config.model.name)  # before the work: a base not from a GGUF file cannot be written as one
 
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from autodidact.records import STAGES
+from autodidact.loop.stages.names import STAGES
 
 
 def _pct(value: float | None) -> str:

@@ -133,6 +133,7 @@ class RayEngine:
         owns_ray: bool = False,
     ):
         ray = import_ray()
+        # After import_ray, whose error names the `ray` extra: the pool imports Ray at module level.
         from autodidact.distributed.pool import ReplicaPool
 
         d = config.distributed

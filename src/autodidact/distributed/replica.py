@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from autodidact.config import RunConfig
 from autodidact.engines import Completion, SamplingParams, TransformersEngine
+from autodidact.progress import set_quiet
+from autodidact.training import init_adapters, load_policy
 
 
 class EngineReplica:
@@ -25,8 +27,6 @@ class EngineReplica:
 
     def __init__(self, config: RunConfig, checkpoint: str | None = None):
         from transformers.utils import logging as hf_logging
-
-        from autodidact.progress import set_quiet
 
         # Bars of many replicas would interleave in the driver's console (Ray forwards their output); the driver
         # shows one bar over shards.
@@ -42,8 +42,6 @@ class EngineReplica:
         Always read from disk, even for the path already served: a rolled-back
         iteration is trained again and saved under the same name.
         """
-        from autodidact.training import init_adapters, load_policy
-
         self.engine = None  # drop the old weights before loading the new ones
         policy, tokenizer = load_policy(self.config, checkpoint)
         if checkpoint is None and self.config.training.finetune == "lora":

@@ -180,6 +180,8 @@ def _decode_batch(model, prompts, n, sampler, generators, max_new_tokens, stop_i
     """
     from transformers import StaticCache
 
+    from autodidact.compat.transformers import repeat_cache_rows, select_cache_rows
+
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
     total = width + max_new_tokens
@@ -198,9 +200,7 @@ def _decode_batch(model, prompts, n, sampler, generators, max_new_tokens, stop_i
     )
     logits = out.logits[:, -1]
     if n > 1:  # one prefill per prompt, shared by its samples
-        for layer in cache.layers:
-            layer.keys = layer.keys.repeat_interleave(n, dim=0)
-            layer.values = layer.values.repeat_interleave(n, dim=0)
+        repeat_cache_rows(cache, n)
         logits = logits.repeat_interleave(n, dim=0)
         mask = mask.repeat_interleave(n, dim=0)
         lengths = lengths.repeat_interleave(n, dim=0)
@@ -220,9 +220,7 @@ def _decode_batch(model, prompts, n, sampler, generators, max_new_tokens, stop_i
             break
         if options.compact and int(done.sum()) * 8 >= len(active):  # compaction copies the cache: not every step
             keep = (~done).nonzero().flatten()
-            for layer in cache.layers:
-                layer.keys = layer.keys.index_select(0, keep)
-                layer.values = layer.values.index_select(0, keep)
+            select_cache_rows(cache, keep)
             active = [active[i] for i in keep.tolist()]
             nxt, mask, lengths, done = nxt[keep], mask[keep], lengths[keep], done[keep]
         slot = width + step

@@ -4,7 +4,7 @@ Rendering. Judges build their prompts as `render(messages) + answer_prefix`
 ("Score: ", or a rubric's reasoning then "Final score: ") and read what comes
 next. The engine keeps that exact in one of two ways, fixed at construction:
 
-- With a tokenizer (`judge.tokenizer`): `render` applies its chat template
+- With a tokenizer (`judge.server.tokenizer`): `render` applies its chat template
   here, and every request goes to `/completions` with the rendered text, so
   the server sees exactly what the in-process engine would.
 - Without one: the server owns the chat template. `render` returns the
@@ -94,6 +94,31 @@ def _logaddexp(a: float, b: float) -> float:
     return hi + math.log(math.exp(a - hi) + math.exp(b - hi))
 
 
+def _split_chat(prompt: str) -> tuple[list[Message] | None, str]:
+    """(messages, assistant prefix) for a chat-encoded prompt; (None, prompt) for plain text."""
+    if prompt.startswith(CHAT_MARK):
+        end = prompt.find(CHAT_MARK, 1)
+        if end > 0:
+            return json.loads(prompt[1:end]), prompt[end + 1 :]
+    return None, prompt
+
+
+def _completion_choices(response: Any) -> tuple[list[str], list[dict[str, float] | None]]:
+    """Texts and first-token alternatives of a `/completions` reply."""
+    choices = [(c.text, c.logprobs and c.logprobs.top_logprobs) for c in response.choices]
+    return [t for t, _ in choices], [dict(lp[0]) if lp and lp[0] else None for _, lp in choices]
+
+
+def _chat_choices(response: Any) -> tuple[list[str], list[dict[str, float] | None]]:
+    """Texts and first-token alternatives of a `/chat/completions` reply."""
+    texts = [c.message.content or "" for c in response.choices]
+    tops = [
+        {t.token: t.logprob for t in c.logprobs.content[0].top_logprobs} if c.logprobs and c.logprobs.content else None
+        for c in response.choices
+    ]
+    return texts, tops
+
+
 class OpenAIEngine:
     """The Engine protocol over an OpenAI-compatible HTTP server.
 
@@ -154,15 +179,6 @@ class OpenAIEngine:
             return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
         return CHAT_MARK + json.dumps(list(messages)) + CHAT_MARK
 
-    @staticmethod
-    def _split(prompt: str) -> tuple[list[Message] | None, str]:
-        """(messages, assistant prefix) for a chat-encoded prompt; (None, prompt) for plain text."""
-        if prompt.startswith(CHAT_MARK):
-            end = prompt.find(CHAT_MARK, 1)
-            if end > 0:
-                return json.loads(prompt[1:end]), prompt[end + 1 :]
-        return None, prompt
-
     # --- one request -------------------------------------------------------------
 
     def _reason(self, exc: Exception) -> str:
@@ -198,7 +214,7 @@ class OpenAIEngine:
             EngineError: the server could not be reached, answered an error, or
                 returned no log-probabilities when they were asked for.
         """
-        messages, text = self._split(prompt)
+        messages, text = _split_chat(prompt)
         args: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "temperature": temperature, "n": n}
         if temperature > 0:
             args["top_p"] = top_p
@@ -238,9 +254,7 @@ class OpenAIEngine:
             if self.tokenizer is not None:  # the rendered template already holds BOS etc. (vLLM's flag)
                 args["extra_body"] = {"add_special_tokens": False}
             response = self.client.completions.create(prompt=text, **args)
-            choices = [(c.text, c.logprobs and c.logprobs.top_logprobs) for c in response.choices]
-            tops = [dict(lp[0]) if lp and lp[0] else None for _, lp in choices]
-            texts = [t for t, _ in choices]
+            texts, tops = _completion_choices(response)
         else:
             if text:  # an answer prefix: the server continues it
                 messages = [*messages, {"role": "assistant", "content": text}]
@@ -248,13 +262,7 @@ class OpenAIEngine:
             if logprobs:
                 args.update(logprobs=True, top_logprobs=self.top_logprobs)
             response = self.client.chat.completions.create(messages=messages, **args)
-            texts = [c.message.content or "" for c in response.choices]
-            tops = [
-                {t.token: t.logprob for t in c.logprobs.content[0].top_logprobs}
-                if c.logprobs and c.logprobs.content
-                else None
-                for c in response.choices
-            ]
+            texts, tops = _chat_choices(response)
         if any(not isinstance(t, str) for t in texts):
             raise TypeError("a choice without text")
         return texts, tops, response

@@ -33,7 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autodidact.engines import Completion, Engine, EngineError, SamplingParams, TransformersEngine, request_error
+from autodidact.engines.openai_engine import OpenAIEngine, read_api_key
 from autodidact.errors import AutodidactError
+from autodidact.models import resolve_model
+from autodidact.models.gguf_export import GGUF_FILE, source_gguf, write_gguf
+from autodidact.models.merge import merged_model
 from autodidact.records import Message
 
 if TYPE_CHECKING:
@@ -107,13 +111,12 @@ class ServerPolicyEngine:
             AutodidactError: an unset key variable, an unreachable or unusable server, or a reload
                 setting that cannot work with this config.
         """
-        from autodidact.engines.openai_engine import OpenAIEngine, read_api_key
-
         s = config.model.server
         api_key = read_api_key(s.api_key_env, "model.server.api_key_env")
         requests = OpenAIEngine(
             s.url, s.model_name or "", api_key=api_key, tokenizer=tokenizer, concurrency=s.concurrency,
-            timeout=s.timeout, max_retries=s.max_retries, http_client=http_client, role="policy",
+            timeout=s.timeout, max_retries=s.max_retries, top_logprobs=s.top_logprobs, http_client=http_client,
+            role="policy",
         )
         engine = cls(requests, config, **kwargs)  # checks the reload settings before connecting
         engine._connect()
@@ -181,9 +184,6 @@ class ServerPolicyEngine:
             self._unload(self.adapter)
             self.adapter, self.requests.model = None, self.base_model
         elif self.server.reload == "merged" and self.served is not None:
-            from autodidact.models.gguf_export import source_gguf
-            from autodidact.models import resolve_model
-
             command = self.server.restart_command or ""
             gguf = str(source_gguf(self.config.model.name)) if "{gguf}" in command else ""
             self._run_restart(resolve_model(self.config.model.name), gguf, log_dir=self.served.parent)
@@ -237,25 +237,12 @@ class ServerPolicyEngine:
     # --- 'merged': export, restart, wait --------------------------------------------------
 
     def _restart(self, checkpoint: Path, iteration: int) -> None:
-        from autodidact.apps.export import merged_model
-        from autodidact.models.gguf_export import GGUF_FILE, source_gguf, write_gguf
-
         command = self.server.restart_command or ""
         root = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
         target = root / "served" / f"iter-{iteration}"
         shutil.rmtree(target, ignore_errors=True)  # a half-written one from a killed attempt
         target.mkdir(parents=True)
-        dtype = self.config.model.dtype if self.config.model.dtype != "auto" else "float16"
-        model, tokenizer, _ = merged_model(self.config, checkpoint)  # float32: each format rounds once
-        hf_dir, gguf = target / "hf", target / GGUF_FILE
-        if "{gguf}" in command:
-            write_gguf(model, source_gguf(self.config.model.name), gguf, dtype)
-        if "{checkpoint}" in command:
-            import torch
-
-            model.to(getattr(torch, dtype)).save_pretrained(hf_dir)
-            tokenizer.save_pretrained(hf_dir)
-        del model
+        hf_dir, gguf = _write_served(self.config, checkpoint, target, command)
         self._run_restart(str(hf_dir), str(gguf), log_dir=target)
         previous, self.served = self.served, target
         if previous is not None and previous != target:
@@ -338,6 +325,21 @@ class ServerPolicyEngine:
             ) from None
 
 
+def _write_served(config: RunConfig, checkpoint: Path, target: Path, command: str) -> tuple[Path, Path]:
+    """Write the merged weights under `target` in the forms `command` names; (HF folder, GGUF file) paths."""
+    import torch
+
+    dtype = config.model.dtype if config.model.dtype != "auto" else "float16"
+    model, tokenizer, _ = merged_model(config.model.name, checkpoint)  # float32: each format rounds once
+    hf_dir, gguf = target / "hf", target / GGUF_FILE
+    if "{gguf}" in command:
+        write_gguf(model, source_gguf(config.model.name), gguf, dtype)
+    if "{checkpoint}" in command:
+        model.to(getattr(torch, dtype)).save_pretrained(hf_dir)
+        tokenizer.save_pretrained(hf_dir)
+    return hf_dir, gguf
+
+
 def _check_reload(config: RunConfig) -> None:
     """Reject reload settings that cannot work, before any weights are trained."""
     s = config.model.server
@@ -354,8 +356,6 @@ def _check_reload(config: RunConfig) -> None:
             "folder, for vLLM/TGI) or {gguf} (a GGUF file, for llama.cpp/Ollama) to restart the server on."
         )
     if "{gguf}" in command:
-        from autodidact.models.gguf_export import source_gguf
-
         source_gguf(config.model.name)  # raises, naming the fix, when there is no GGUF to copy the layout from
 
 

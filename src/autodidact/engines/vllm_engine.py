@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from autodidact.engines import Completion, SamplingParams
 from autodidact.engines.transformers_engine import TransformersEngine
 from autodidact.errors import AutodidactError
+from autodidact.models import pick_dtype, resolve_model
 from autodidact.progress import progress_bar
 from autodidact.records import Message
 
@@ -105,8 +106,6 @@ class VLLMEngine:
             AutodidactError: vLLM or a GPU is missing, the settings do not fit, or vLLM fails to start.
         """
         import torch
-
-        from autodidact.models import pick_dtype, resolve_model
 
         vllm = _import_vllm()
         if not torch.cuda.is_available():

@@ -13,35 +13,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from autodidact.config.judge import RunJudgeFields
 from autodidact.errors import AutodidactError, unknown_name
+from autodidact.judges.base import Judge, JudgeItem, JudgeResult  # the contract; re-exported
 from autodidact.records import Judgment, Prompt
 
 if TYPE_CHECKING:
-    from autodidact.config import JudgeConfig
+    from autodidact.config import JudgeBase as JudgeConfig  # any judge section: the run's, a member, a task's
     from autodidact.engines import Engine
     from autodidact.tasks import Task
 
 
 # A judge section -> the engine its own `model` names (the loop: `judge_engine` on that section).
 EngineFor = Callable[["JudgeConfig"], "Engine"]
-
-
-@dataclass(frozen=True)
-class JudgeItem:
-    """One response to judge, with the prompt it answers."""
-
-    sample_id: str
-    prompt: Prompt
-    response: str
-
-
-@runtime_checkable
-class Judge(Protocol):
-    name: str
-
-    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
-        """One judgment per item, in the same order."""
-        ...
 
 
 def _direct(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
@@ -185,7 +169,7 @@ def build_judge(
     """
     if config.method not in JUDGES:
         raise unknown_name("judge", config.method, JUDGES, field="judge.method")
-    if config.tasks:  # a judge per task, this section's for the rest
+    if isinstance(config, RunJudgeFields) and config.tasks:  # a judge per task, this section's for the rest
         return _routed(config, engine, tasks, engine_for)
     if config.method == "ensemble":  # the one judge made of judges: each member may name its own model
         return _ensemble(config, engine, tasks, engine_for)

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Literal
 
 from autodidact.errors import AutodidactError, unknown_name
-from autodidact.judges import JudgeItem
+from autodidact.judges.base import JudgeItem, JudgeResult
 from autodidact.verifiers import import_dotted
 from autodidact.records import Judgment
 
@@ -107,7 +107,7 @@ class SelfConsistencyJudge:
     With `score="share"`: 10 x the share of the prompt's extracted answers equal
     to this sample's, so a score floor keeps only confidently given answers.
 
-    `last_stats`: vote_margin (mean over prompts with at least one answer of
+    A call's `stats`: vote_margin (mean over prompts with at least one answer of
     (top count - second count) / samples of the prompt), extraction_rate, and
     tie_rate (share of those prompts whose top count was shared).
     """
@@ -121,7 +121,6 @@ class SelfConsistencyJudge:
         self.score = score
         self.extractor_name = extractor if isinstance(extractor, str) else getattr(extractor, "__name__", "custom")
         self.extract = load_extractor(extractor) if isinstance(extractor, str) else extractor
-        self.last_stats: dict[str, float] = {}
 
     def _answer(self, response: str) -> tuple[str | None, str | None]:
         """(normalised answer, error)."""
@@ -133,7 +132,8 @@ class SelfConsistencyJudge:
             return None, f"extractor '{self.extractor_name}' found no answer in the response"
         return normalise_answer(str(answer)), None
 
-    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
+    def judge(self, items: Sequence[JudgeItem]) -> JudgeResult:
+        """10 / 0 (or the vote share) per item by its prompt's vote, with the votes' figures."""
         answers = [self._answer(item.response) for item in items]
         groups: dict[str, list[int]] = {}
         for idx, item in enumerate(items):
@@ -160,8 +160,8 @@ class SelfConsistencyJudge:
                     score = 10.0 if answer == majority else 0.0
                 raw = {"answer": answer, "majority": majority, "votes": dict(votes), "margin": round(margin, 6)}
                 judgments[m] = Judgment(items[m].sample_id, self.name, score, raw=json.dumps(raw), error=error)
-        self.last_stats = {"extraction_rate": sum(a is not None for a, _ in answers) / len(items)} if items else {}
+        stats = {"extraction_rate": sum(a is not None for a, _ in answers) / len(items)} if items else {}
         if margins:
-            self.last_stats["vote_margin"] = sum(margins) / len(margins)
-            self.last_stats["tie_rate"] = sum(ties) / len(ties)
-        return [j for j in judgments if j is not None]
+            stats["vote_margin"] = sum(margins) / len(margins)
+            stats["tie_rate"] = sum(ties) / len(ties)
+        return JudgeResult([j for j in judgments if j is not None], stats)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from autodidact.engines import Engine, SamplingParams, request_error
-from autodidact.judges import JudgeItem
+from autodidact.judges.base import JudgeItem
 from autodidact.judges.pairwise import CHOICES, PairwiseJudge, generated_verdict, logprob_verdict
 from autodidact.judges.prompts import PAIRWISE_ANSWER_PREFIX, contrastive_prompt, revise_prompt
 from autodidact.judges.tournament import Aggregate, PairOutcome, Schedule, Verdict
@@ -34,11 +34,13 @@ class ContrastiveJudge(PairwiseJudge):
     is more likely. mode "generate": the verdict is parsed from the last
     "Better response: X" in the explanation; none there fails the comparison.
 
-    After each `judge()` call: `last_outcomes` (every pair, both verdicts with
-    their explanations; see `revision_requests`) and `last_stats`.
+    A call's result carries every pair in `outcomes`, both verdicts with their
+    explanations (`revision_requests` turns them into rewrites), and the
+    tournament's figures in `stats`.
     """
 
     name = "contrastive"
+    relative = True  # as pairwise: scores compare the samples of a prompt
 
     def __init__(
         self,
@@ -85,7 +87,7 @@ class RevisionRequest:
 
 
 def revision_requests(outcomes: Sequence[PairOutcome]) -> list[RevisionRequest]:
-    """One request per decided pair (ties and failed pairs have no loser).
+    """One request per decided pair (ties and failed pairs have no loser) of a judging's `JudgeResult.outcomes`.
 
     The explanation is the one written for the first order (`first` as A,
     `second` as B); both orders agreed on the winner, so either argues for it.

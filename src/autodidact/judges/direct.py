@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from autodidact.engines import Engine, SamplingParams, request_error
-from autodidact.judges import JudgeItem
+from autodidact.judges.base import JudgeItem, JudgeResult
 from autodidact.judges.prompts import DIRECT_ANSWER_PREFIX, direct_prompt
 from autodidact.judges.scoring import SCORES, expected_score, parse_score
 from autodidact.records import Judgment
@@ -56,6 +56,7 @@ class DirectScoreJudge:
     """
 
     name = "direct"
+    relative = False
 
     def __init__(
         self,
@@ -76,13 +77,15 @@ class DirectScoreJudge:
             for item in items
         ]
 
-    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
+    def judge(self, items: Sequence[JudgeItem]) -> JudgeResult:
+        """One 0-10 judgment per item; no statistics."""
         prompts = self._prompts(items)
         if self.mode == "logprobs":
             table = self.engine.continuation_logprobs(prompts, SCORES, desc="judging")
-            return [logprob_judgment(i.sample_id, self.name, lp, self.min_mass) for i, lp in zip(items, table)]
+            judgments = [logprob_judgment(i.sample_id, self.name, lp, self.min_mass) for i, lp in zip(items, table)]
+            return JudgeResult(judgments)
         outputs = self.engine.generate(prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=8), desc="judging")
-        return [
+        return JudgeResult([
             generated_judgment(i.sample_id, self.name, out[0].text, engine_error=request_error(out))
             for i, out in zip(items, outputs)
-        ]
+        ])

@@ -17,7 +17,7 @@ from statistics import fmean, pstdev
 from typing import Literal
 
 from autodidact.engines import Engine, SamplingParams, request_error
-from autodidact.judges import Judge, JudgeItem
+from autodidact.judges.base import Judge, JudgeItem, JudgeResult
 from autodidact.judges.direct import generated_judgment, logprob_judgment
 from autodidact.judges.prompts import DIRECT_ANSWER_PREFIX, persona_prompt
 from autodidact.judges.scoring import SCORES
@@ -40,6 +40,7 @@ class PersonaJudge:
     """The direct 0-10 judge, with a persona (e.g. "You are a meticulous math teacher.") before its instructions."""
 
     name = "persona"
+    relative = False
 
     def __init__(
         self, engine: Engine, persona: str, mode: Literal["logprobs", "generate"] = "logprobs", min_mass: float = 1e-4
@@ -49,7 +50,8 @@ class PersonaJudge:
         self.mode = mode
         self.min_mass = min_mass
 
-    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
+    def judge(self, items: Sequence[JudgeItem]) -> JudgeResult:
+        """One 0-10 judgment per item; no statistics."""
         prompts = [
             self.engine.render([{"role": "user", "content": persona_prompt(self.persona, i.prompt.text, i.response)}])
             + DIRECT_ANSWER_PREFIX
@@ -57,24 +59,27 @@ class PersonaJudge:
         ]
         if self.mode == "logprobs":
             table = self.engine.continuation_logprobs(prompts, SCORES, desc="judging (persona)")
-            return [logprob_judgment(i.sample_id, self.name, lp, self.min_mass) for i, lp in zip(items, table)]
+            judgments = [logprob_judgment(i.sample_id, self.name, lp, self.min_mass) for i, lp in zip(items, table)]
+            return JudgeResult(judgments)
         params = SamplingParams(n=1, temperature=0.0, max_new_tokens=8)
         outputs = self.engine.generate(prompts, params, desc="judging (persona)")
-        return [
+        return JudgeResult([
             generated_judgment(i.sample_id, self.name, out[0].text, engine_error=request_error(out))
             for i, out in zip(items, outputs)
-        ]
+        ])
 
 
 class EnsembleJudge:
     """Every member judges every item; their valid scores are combined per item.
 
-    `last_stats`: disagreement (mean over items with >= 2 valid member scores
+    A call's `stats`: disagreement (mean over items with >= 2 valid member scores
     of the population std of those scores), member_failure_rate, and each
-    member's own `last_stats` under "<index>:<name>/<key>".
+    member's own stats of that call under "<index>:<name>/<key>". It is
+    `relative` when any member is (one answer alone cannot be scored by it).
     """
 
     name = "ensemble"
+    relative: bool
 
     def __init__(self, members: Sequence[Judge], combine: Combine = "mean"):
         if not members:
@@ -82,11 +87,12 @@ class EnsembleJudge:
         self.members = list(members)
         self.combine = combine
         self.labels = [f"{i}:{m.name}" for i, m in enumerate(self.members)]
-        self.relative = any(getattr(m, "relative", False) for m in self.members)
-        self.last_stats: dict[str, float] = {}
+        self.relative = any(m.relative for m in self.members)
 
-    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
-        tables = [member.judge(items) for member in self.members]  # (members, items)
+    def judge(self, items: Sequence[JudgeItem]) -> JudgeResult:
+        """The members' scores combined per item, with their disagreement and the members' own stats."""
+        results = [member.judge(items) for member in self.members]
+        tables = [result.judgments for result in results]  # (members, items)
         for label, table in zip(self.labels, tables):
             if len(table) != len(items):
                 raise RuntimeError(f"ensemble member {label} returned {len(table)} judgments for {len(items)} items")
@@ -102,10 +108,9 @@ class EnsembleJudge:
             rationale = "\n".join(f"[{label}] {j.rationale}" for label, j in votes if j.rationale)
             judgments.append(Judgment(item.sample_id, self.name, score, rationale=rationale, raw=raw, error=error))
         failed = sum(j.score is None for table in tables for j in table)
-        self.last_stats = {"member_failure_rate": failed / (len(items) * len(tables))} if items else {}
+        stats = {"member_failure_rate": failed / (len(items) * len(tables))} if items else {}
         if spreads:
-            self.last_stats["disagreement"] = fmean(spreads)
-        for label, member in zip(self.labels, self.members):
-            for key, value in getattr(member, "last_stats", {}).items():
-                self.last_stats[f"{label}/{key}"] = value
-        return judgments
+            stats["disagreement"] = fmean(spreads)
+        for label, result in zip(self.labels, results):
+            stats |= {f"{label}/{key}": value for key, value in result.stats.items()}
+        return JudgeResult(judgments, stats)

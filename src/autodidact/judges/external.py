@@ -8,8 +8,10 @@
   loaded with `load_model` into its own `TransformersEngine`, gradients off.
   The trainer only ever sees the policy, so this judge stays fixed across
   iterations (naming the policy's own base model gives a frozen copy of it).
-- an http(s):// URL: an OpenAI-compatible server (`OpenAIEngine`), checked
-  with one request at start-up.
+- an http(s):// URL: an OpenAI-compatible server (`OpenAIEngine`), reached
+  with the settings of `judge.server` (model_name, api_key_env, tokenizer,
+  concurrency, timeout, max_retries, top_logprobs) and checked with one
+  request at start-up.
 
 `judge.mode: logprobs` on an engine without log-probabilities is a config
 error, not a silent switch to 'generate': the two modes score differently,
@@ -24,11 +26,12 @@ from autodidact.engines import Engine, EngineError, TransformersEngine
 from autodidact.errors import AutodidactError
 
 if TYPE_CHECKING:
-    from autodidact.config import JudgeConfig, RunConfig
+    from autodidact.config import JudgeBase, RunConfig
     from autodidact.engines.openai_engine import OpenAIEngine
 
 
 def is_server(spec: str | None) -> bool:
+    """Whether a judge's `model` names a server (an http(s):// URL) rather than local weights."""
     return spec is not None and spec.startswith(("http://", "https://"))
 
 
@@ -63,20 +66,22 @@ def judge_engine(config: RunConfig, policy_engine: Engine, http_client: Any = No
     return engine
 
 
-def server_engine(j: JudgeConfig, http_client: Any = None) -> OpenAIEngine:
-    """An `OpenAIEngine` for `judge.model`, probed once so that a wrong URL, name or key fails now."""
+def server_engine(j: JudgeBase, http_client: Any = None) -> OpenAIEngine:
+    """An `OpenAIEngine` for `judge.model` with `judge.server`'s settings, probed once so that a wrong
+    URL, name or key fails now."""
     from autodidact.engines.openai_engine import OpenAIEngine, read_api_key
 
-    api_key = read_api_key(j.api_key_env, "judge.api_key_env")
+    s = j.server
+    api_key = read_api_key(s.api_key_env, "judge.server.api_key_env")
     engine = OpenAIEngine(
         j.model,
-        j.model_name,
+        s.model_name,
         api_key=api_key,
-        tokenizer=_chat_tokenizer(j.tokenizer) if j.tokenizer else None,
-        concurrency=j.server_concurrency,
-        timeout=j.server_timeout,
-        max_retries=j.server_max_retries,
-        top_logprobs=j.server_top_logprobs,
+        tokenizer=_chat_tokenizer(s.tokenizer) if s.tokenizer else None,
+        concurrency=s.concurrency,
+        timeout=s.timeout,
+        max_retries=s.max_retries,
+        top_logprobs=s.top_logprobs,
         http_client=http_client,
     )
     try:
@@ -84,7 +89,7 @@ def server_engine(j: JudgeConfig, http_client: Any = None) -> OpenAIEngine:
     except EngineError as exc:
         raise AutodidactError(
             f"judge.model: the judge server cannot be used: {exc}. Start it, or fix judge.model, "
-            "judge.model_name or judge.api_key_env."
+            "judge.server.model_name or judge.server.api_key_env."
         ) from None
     return engine
 
@@ -97,11 +102,11 @@ def _chat_tokenizer(spec: str):
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(spec))
     except AutodidactError as exc:
-        raise AutodidactError(f"judge.tokenizer: {exc}") from None
+        raise AutodidactError(f"judge.server.tokenizer: {exc}") from None
     except Exception as exc:
-        raise AutodidactError(f"judge.tokenizer: could not load '{spec}': {exc}") from None
+        raise AutodidactError(f"judge.server.tokenizer: could not load '{spec}': {exc}") from None
     if tokenizer.chat_template is None:
-        raise AutodidactError(f"judge.tokenizer: '{spec}' has no chat template; use the served model's tokenizer.")
+        raise AutodidactError(f"judge.server.tokenizer: '{spec}' has no chat template; use the served model's tokenizer.")
     return tokenizer
 
 

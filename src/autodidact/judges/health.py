@@ -5,8 +5,8 @@ failed, the iteration must not train on what is left (a judge that fails on
 most items is broken, and the survivors are a biased sample); the error names
 how many failed, the most common reasons, and what to change.
 
-`judge_stats`: the judge's diagnostic figures (`last_stats`: position
-consistency, vote margin, timeouts...), made safe to store as metrics.
+`judge_stats`: the diagnostic figures a judging returned (`JudgeResult.stats`:
+position consistency, vote margin, timeouts...), made safe to store as metrics.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 from autodidact.errors import AutodidactError
+from autodidact.judges.base import JudgeResult
 from autodidact.records import Judgment
 
 
@@ -36,11 +36,10 @@ def failure_error(iteration: int, judgments: Sequence[Judgment], max_failed_shar
     )
 
 
-def judge_stats(judge: Any) -> dict[str, float | None]:
-    """The judge's `last_stats` (if it has any) as metric values: NaN and inf become None."""
-    stats = getattr(judge, "last_stats", None) or {}
+def judge_stats(result: JudgeResult) -> dict[str, float | None]:
+    """A judging's `stats` as metric values: NaN and inf become None (a store column cannot hold them)."""
     out: dict[str, float | None] = {}
-    for name, value in stats.items():
+    for name, value in result.stats.items():
         number = None if value is None else float(value)
         out[str(name)] = number if number is not None and math.isfinite(number) else None
     return out

@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 from autodidact.engines import Engine, SamplingParams, request_error
-from autodidact.judges import JudgeItem
+from autodidact.judges.base import JudgeItem, JudgeResult
 from autodidact.judges.prompts import PAIRWISE_ANSWER_PREFIX, pairwise_prompt
-from autodidact.judges.tournament import Aggregate, PairOutcome, Schedule, Verdict, run_tournament
-from autodidact.records import Judgment
+from autodidact.judges.tournament import Aggregate, Schedule, Verdict, run_tournament
 
 CHOICES = ("A", "B")
 
@@ -80,9 +79,9 @@ class PairwiseJudge:
     mode "generate": the judge writes the letter and it is parsed; an
     unparseable reply fails that comparison.
 
-    After each `judge()` call, `last_outcomes` holds every pair with both
-    verdicts (a source of preference pairs) and `last_stats` the figures of
-    `tournament.tournament_stats` (position_consistency, ...).
+    A call's result holds every pair with both verdicts in `outcomes` (a
+    source of preference pairs) and the figures of `tournament.tournament_stats`
+    (position_consistency, ...) in `stats`.
     """
 
     name = "pairwise"
@@ -103,8 +102,6 @@ class PairwiseJudge:
         self.k = k
         self.aggregate = aggregate
         self.min_mass = min_mass
-        self.last_outcomes: list[PairOutcome] = []
-        self.last_stats: dict[str, float] = {}
 
     def compare(self, pairs: Sequence[tuple[JudgeItem, JudgeItem]]) -> list[Verdict]:
         """One verdict per (A, B) pair, in order."""
@@ -120,8 +117,6 @@ class PairwiseJudge:
         outputs = self.engine.generate(prompts, params, desc="judging (pairs)")
         return [generated_verdict(out[0].text, engine_error=request_error(out)) for out in outputs]
 
-    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
-        judgments, self.last_outcomes, self.last_stats = run_tournament(
-            items, self.compare, self.name, self.schedule, self.k, self.aggregate
-        )
-        return judgments
+    def judge(self, items: Sequence[JudgeItem]) -> JudgeResult:
+        """Scores from a tournament per prompt, with its pairs (`outcomes`) and figures (`stats`)."""
+        return run_tournament(items, self.compare, self.name, self.schedule, self.k, self.aggregate)

@@ -34,7 +34,7 @@ from typing import Any
 
 from autodidact.errors import AutodidactError
 from autodidact import verifiers
-from autodidact.judges import JudgeItem
+from autodidact.judges.base import JudgeItem, JudgeResult
 from autodidact.verifiers import BUILTINS, load_program, no_network_prefix
 from autodidact.progress import progress_bar
 from autodidact.records import Judgment
@@ -198,10 +198,11 @@ class ProgramJudge:
         network: whether verifier processes may use the network (`judge.program_network`); without it
             they run in an empty network namespace where the platform allows it.
 
-    `last_stats`: `program_timeouts`, how many calls of the last `judge()` were killed.
+    A call's `stats`: `program_timeouts`, how many of its verifier calls were killed.
     """
 
     name = "program"
+    relative = False
 
     def __init__(
         self,
@@ -221,9 +222,9 @@ class ProgramJudge:
         self.timeout = timeout
         self.workers = workers
         self.memory_mb, self.network = memory_mb, network
-        self.last_stats: dict[str, float] = {}
 
-    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
+    def judge(self, items: Sequence[JudgeItem]) -> JudgeResult:
+        """One judgment per item from the verifier's reply, with how many calls timed out."""
         judgments: list[Judgment | None] = [None] * len(items)
         pending = iter(range(len(items)))
         lock = threading.Lock()
@@ -259,9 +260,8 @@ class ProgramJudge:
             with ThreadPoolExecutor(max_workers=n_workers) as pool:
                 for future in [pool.submit(drain, advance) for _ in range(n_workers)]:
                     future.result()
-        self.last_stats = {"program_timeouts": float(timeouts)}
         assert all(j is not None for j in judgments)
-        return judgments  # type: ignore[return-value]
+        return JudgeResult(judgments, {"program_timeouts": float(timeouts)})  # type: ignore[arg-type]
 
 
 __all__ = ["BUILTINS", "ProgramJudge", "check_program", "program_judgment"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from autodidact.judges import Judge, JudgeItem
+from autodidact.judges.base import Judge, JudgeItem, JudgeResult
 from autodidact.records import Judgment
 
 
@@ -19,9 +19,13 @@ class TaskRoutedJudge:
     """Sends each item to its task's judge (`routes`), or to `default`; one judgment per item, in order.
 
     Judgments carry this judge's name, so the store and selection see one judge.
-    `last_stats` holds each judge's own statistics, prefixed with its task
-    ("arithmetic/vote_margin"; the default's under "default/").
+    A call's `stats` are each judge's own statistics of that call, prefixed with its task
+    ("arithmetic/vote_margin"; the default's under "default/"). Judges that compare
+    (`outcomes`) keep their pairs, in the order of the tasks' first items.
     """
+
+    name: str
+    relative: bool
 
     def __init__(self, default: Judge, routes: Mapping[str, Judge]):
         self.default = default
@@ -29,23 +33,25 @@ class TaskRoutedJudge:
         self.name = default.name  # the run's judge: what the held-out metrics and reports call it
         # A relative judge (votes, comparisons) cannot score one held-out answer alone: the loop then
         # scores held-out answers with the direct judge, as for any relative judge.
-        self.relative = any(getattr(j, "relative", False) for j in (default, *self.routes.values()))
-        self.last_stats: dict[str, float] = {}
+        self.relative = any(j.relative for j in (default, *self.routes.values()))
 
-    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
+    def judge(self, items: Sequence[JudgeItem]) -> JudgeResult:
+        """Each item judged by its task's judge, under this judge's name; the judges' stats by task."""
         groups: dict[str, list[int]] = {}
         for index, item in enumerate(items):
             groups.setdefault(item.prompt.task if item.prompt.task in self.routes else "", []).append(index)
         out: list[Judgment | None] = [None] * len(items)
-        self.last_stats = {}
+        stats: dict[str, float] = {}
+        outcomes: tuple = ()
         for task, indices in groups.items():
             judge = self.routes[task] if task else self.default
-            judgments = judge.judge([items[i] for i in indices])
-            for i, judgment in zip(indices, judgments, strict=True):
+            result = judge.judge([items[i] for i in indices])
+            for i, judgment in zip(indices, result.judgments, strict=True):
                 out[i] = replace(judgment, judge=self.name)
             prefix = task or "default"
-            self.last_stats |= {f"{prefix}/{k}": v for k, v in (getattr(judge, "last_stats", None) or {}).items()}
-        return [j for j in out if j is not None]
+            stats |= {f"{prefix}/{k}": v for k, v in result.stats.items()}
+            outcomes += tuple(result.outcomes)
+        return JudgeResult([j for j in out if j is not None], stats, outcomes)
 
 
 __all__ = ["TaskRoutedJudge"]

@@ -7,11 +7,10 @@ from collections.abc import Sequence
 from typing import Literal
 
 from autodidact.engines import Engine, SamplingParams, request_error
-from autodidact.judges import JudgeItem
+from autodidact.judges.base import JudgeItem, JudgeResult
 from autodidact.judges.direct import generated_judgment, logprob_judgment
 from autodidact.judges.prompts import RUBRIC_ANSWER_PREFIX, rubric_prompt
 from autodidact.judges.scoring import SCORES
-from autodidact.records import Judgment
 
 _FINAL = re.compile(r"final\s+score", re.IGNORECASE)
 
@@ -26,6 +25,7 @@ class RubricJudge:
     """
 
     name = "rubric"
+    relative = False
 
     def __init__(
         self,
@@ -41,7 +41,8 @@ class RubricJudge:
         self.reasoning_tokens = reasoning_tokens
         self.min_mass = min_mass
 
-    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
+    def judge(self, items: Sequence[JudgeItem]) -> JudgeResult:
+        """One 0-10 judgment per item, its reasoning as the rationale; no statistics."""
         prompts = [
             self.engine.render([{"role": "user", "content": rubric_prompt(i.prompt.text, i.response, self.criteria)}])
             for i in items
@@ -51,14 +52,14 @@ class RubricJudge:
         reasoning = [out[0].text for out in outputs]
         failures = [request_error(out) for out in outputs]  # a failed reasoning step fails the judgment
         if self.mode == "generate":
-            return [
+            return JudgeResult([
                 generated_judgment(i.sample_id, self.name, text, rationale=text, engine_error=e)
                 for i, text, e in zip(items, reasoning, failures)
-            ]
+            ])
         cut = [_FINAL.split(text, maxsplit=1)[0].rstrip() for text in reasoning]
         scored = [p + r + "\n" + RUBRIC_ANSWER_PREFIX for p, r in zip(prompts, cut)]
         table = self.engine.continuation_logprobs(scored, SCORES, desc="judging (scores)")
-        return [
+        return JudgeResult([
             logprob_judgment(i.sample_id, self.name, lp, self.min_mass, rationale=r, engine_error=e)
             for i, lp, r, e in zip(items, table, cut, failures)
-        ]
+        ])

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from autodidact.judges import JudgeItem
+from autodidact.judges.base import JudgeItem, JudgeResult
 from autodidact.records import Judgment
 
 Schedule = Literal["round_robin", "cycle", "random_k"]
@@ -167,13 +167,13 @@ def run_tournament(
     k: int = 2,
     aggregate: Aggregate = "bradley_terry",
     seed: int = 0,
-) -> tuple[list[Judgment], list[PairOutcome], dict[str, float]]:
+) -> JudgeResult:
     """Group items by prompt, compare the scheduled pairs in both orders, score every sample.
 
     All comparisons of all prompts go to `compare` in one call (one batch for
-    the engine). Returns one Judgment per item in order, every pair's outcome,
-    and the diagnostic figures (`last_stats`); a figure with nothing to
-    measure (e.g. no pair had both orders succeed) is left out.
+    the engine). Returns one Judgment per item in order, every pair's outcome
+    (`PairOutcome`s, in schedule order) and the figures of `tournament_stats`;
+    a figure with nothing to measure (e.g. no pair had both orders succeed) is left out.
     """
     groups: dict[str, list[int]] = {}
     for idx, item in enumerate(items):
@@ -212,7 +212,7 @@ def run_tournament(
             raw = json.dumps({"aggregate": aggregate, **tally[n]})
             rationale = _rationale(played)
             judgments[m] = Judgment(item.sample_id, judge_name, scores[n], rationale=rationale, raw=raw, error=error)
-    return [j for j in judgments if j is not None], outcomes, tournament_stats(outcomes)
+    return JudgeResult([j for j in judgments if j is not None], tournament_stats(outcomes), tuple(outcomes))
 
 
 def tournament_stats(outcomes: Sequence[PairOutcome]) -> dict[str, float]:

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from autodidact.judges import JudgeItem
+from autodidact.judges.base import JudgeItem, JudgeResult
 from autodidact.records import Judgment
 from autodidact.tasks import Task
 
 
 class TaskVerifierJudge:
+    """Scores 10 x the task verifier's verdict (0..1); a response it cannot grade fails (None)."""
+
     name = "verifier"
+    relative = False
 
     def __init__(self, tasks: Mapping[str, Task]):
         self.tasks = tasks
 
-    def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
+    def judge(self, items: Sequence[JudgeItem]) -> JudgeResult:
+        """One judgment per item; no statistics."""
         from autodidact.tasks.answering import verify_all  # batched per task where a task can (model-graded references)
 
         verdicts = verify_all(
@@ -33,4 +37,4 @@ class TaskVerifierJudge:
             score = None if verdict is None else 10.0 * verdict
             error = None if verdict is not None else "the verifier could not grade this response"
             judgments.append(Judgment(item.sample_id, self.name, score, raw=str(verdict), error=error))
-        return judgments
+        return JudgeResult(judgments)

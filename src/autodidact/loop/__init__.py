@@ -1,18 +1,10 @@
-"""The self-improvement loop: generate -> judge -> select -> train -> evaluate -> monitor, iteration by iteration."""
+"""The self-improvement loop: generate -> judge -> select -> train -> evaluate -> monitor, iteration by iteration.
 
-from autodidact.loop.runner import (
-    CONFIG_FILE,
-    STORE_FILE,
-    RunResult,
-    SelfImprovementLoop,
-    collect_result,
-    is_revision,
-    iteration_rows,
-    resume,
-    run,
-)
+`runner.Runner` iterates a stage plan (`stages`) over a `context.RunContext`
+built once; `entry.run` and `entry.resume` set up the run directory and store.
+"""
 
-__all__ = [
-    "CONFIG_FILE", "STORE_FILE", "RunResult", "SelfImprovementLoop", "collect_result", "is_revision",
-    "iteration_rows", "resume", "run",
-]
+from autodidact.loop.entry import resume, run
+from autodidact.loop.results import CONFIG_FILE, STORE_FILE, RunResult, collect_result, iteration_rows
+
+__all__ = ["CONFIG_FILE", "STORE_FILE", "RunResult", "collect_result", "iteration_rows", "resume", "run"]

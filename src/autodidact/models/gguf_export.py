@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from autodidact.errors import AutodidactError
+from autodidact.models import bundled_gguf
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ def source_gguf(model_spec: str) -> Path:
     Raises:
         AutodidactError: the base model did not come from a GGUF file.
     """
-    from autodidact.models import bundled_gguf
-
     if model_spec == "default":
         return bundled_gguf()
     path = Path(model_spec).expanduser()
@@ -111,7 +110,7 @@ def write_gguf(model: Any, source: Path, out: Path, dtype: str = "float16") -> P
     """Write `model` (a merged, plain transformers causal LM) as a GGUF file laid out like `source`.
 
     Args:
-        model: the trained weights, e.g. `export.merged_model(...)`'s model.
+        model: the trained weights, e.g. `models.merge.merged_model(...)`'s model.
         source: the GGUF file the base model was converted from (`source_gguf(model.name)`).
         out: the file to write (written under a temporary name, then renamed).
         dtype: 'float32', 'float16' or 'bfloat16' for the 2-D weights.
@@ -124,7 +123,10 @@ def write_gguf(model: Any, source: Path, out: Path, dtype: str = "float16") -> P
             or a tensor that would not load back into the same weights.
     """
     import gguf
-    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
+
+    from autodidact.compat.transformers import gguf_tensor_processors
+
+    processors, default_processor = gguf_tensor_processors()
 
     qtypes = {"float32": gguf.GGMLQuantizationType.F32, "float16": gguf.GGMLQuantizationType.F16,
               "bfloat16": gguf.GGMLQuantizationType.BF16}
@@ -137,7 +139,7 @@ def write_gguf(model: Any, source: Path, out: Path, dtype: str = "float16") -> P
     cfg = model.config
     arch = _check_source(reader, source, cfg)
     heads = {"num_attention_heads": cfg.num_attention_heads, "num_key_value_heads": cfg.num_key_value_heads}
-    processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=heads)
+    processor = processors.get(arch, default_processor)(config=heads)
     state = model.state_dict()
     hf_names = _tensor_names(arch, cfg.num_hidden_layers, state)
 

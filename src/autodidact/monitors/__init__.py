@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from autodidact.monitors.bias import bias_alert, score_length_correlation
+from autodidact.monitors.diversity import collapse_alert, diversity_metrics, diversity_scores
 from autodidact.monitors.judge_reliability import unreliable_judge_alert
 from autodidact.monitors.returns import gain_trend, gains, returns_alert
 from autodidact.monitors.reward_hacking import reward_hacking_alert, train_judge_score, unmeasured_notice
@@ -99,13 +100,9 @@ class ModeCollapseMonitor:
         self.embedder, self.max_drop, self.stop = embedder, max_drop, stop
 
     def measure(self, evidence: Evidence) -> dict[str, float | None]:
-        from autodidact.monitors.diversity import diversity_metrics
-
         return diversity_metrics(evidence.probe_groups, self.embedder) if evidence.probe_groups else {}
 
     def alert(self, history: Sequence[Metrics], evidence: Evidence) -> str | None:
-        from autodidact.monitors.diversity import collapse_alert, diversity_scores
-
         return collapse_alert([diversity_scores(m) for m in history], self.max_drop)
 
 

@@ -37,6 +37,6 @@ def reference_score(judge: Judge, heldout: Sequence[Prompt], samples: Sequence[S
     """Mean score a fixed reference judge gives an iteration's held-out answers (the first sample per prompt)."""
     by_id = {p.id: p for p in heldout}
     answers = [s for s in samples if s.prompt_id in by_id and s.index == 0]
-    judgments = judge.judge([JudgeItem(s.id, by_id[s.prompt_id], s.text) for s in answers])
+    judgments = judge.judge([JudgeItem(s.id, by_id[s.prompt_id], s.text) for s in answers]).judgments
     scores = [j.score for j in judgments if j.score is not None]
     return fmean(scores) if scores else None

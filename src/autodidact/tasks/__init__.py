@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING
 from autodidact.errors import unknown_name
 from autodidact.tasks.arithmetic import ArithmeticTask
 from autodidact.tasks.base import Task
+from autodidact.tasks.documents import DocumentsTask
+from autodidact.tasks.files import FileTask
 from autodidact.tasks.instructions import InstructionsTask
+from autodidact.tasks.logs import LogsTask
+from autodidact.tasks.self_instruct import SelfInstructTask
 
 if TYPE_CHECKING:
     from autodidact.config import TasksConfig
@@ -49,20 +53,12 @@ def build_tasks(
     tasks: dict[str, Task] = {name: get_task(name) for name in config.names}
     for source in config.sources:
         if source.type == "file":
-            from autodidact.tasks.files import FileTask
-
             tasks[source.name] = FileTask(source)
         elif source.type == "logs":
-            from autodidact.tasks.logs import LogsTask
-
             tasks[source.name] = LogsTask(source)
         elif source.type == "self_instruct":
-            from autodidact.tasks.self_instruct import SelfInstructTask
-
             tasks[source.name] = SelfInstructTask(source, embedder)
         elif source.type == "documents":
-            from autodidact.tasks.documents import DocumentsTask
-
             tasks[source.name] = DocumentsTask(source, engine, embedder, judge_engine, search_first=source.search_first)
     return tasks
 

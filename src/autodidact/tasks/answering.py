@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from autodidact.engines import Completion, Engine, SamplingParams
 from autodidact.records import Prompt
 from autodidact.tasks import Task
+from autodidact.tasks.base import Responds
 
 
 def answer(
@@ -21,7 +22,7 @@ def answer(
     """`params.n` completions per prompt, each prompt answered by its task's `respond` or by the engine."""
     by_way: dict[str | None, list[int]] = defaultdict(list)
     for i, p in enumerate(prompts):
-        by_way[p.task if hasattr(tasks[p.task], "respond") else None].append(i)
+        by_way[p.task if isinstance(tasks[p.task], Responds) else None].append(i)
     out: list[list[Completion] | None] = [None] * len(prompts)
     for task_name, indices in by_way.items():
         group = [prompts[i] for i in indices]

@@ -20,7 +20,7 @@ from autodidact.config import FileSourceConfig
 from autodidact.errors import AutodidactError
 from autodidact.verifiers import BUILTINS, load_program
 from autodidact.records import Message, Prompt, Split
-from autodidact.tasks.rows import (
+from autodidact.tasks.row_checks import (
     RowErrors,
     chat_messages,
     close_match,

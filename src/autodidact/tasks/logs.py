@@ -17,7 +17,7 @@ from typing import Any
 from autodidact.config import LogsSourceConfig
 from autodidact.errors import AutodidactError
 from autodidact.records import Message, Prompt, Split
-from autodidact.tasks.rows import RowErrors, chat_messages, message_text, read_good_rows, row_id, split_heldout
+from autodidact.tasks.row_checks import RowErrors, chat_messages, message_text, read_good_rows, row_id, split_heldout
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from autodidact.embeddings import Embedder
 from autodidact.engines import Engine, SamplingParams
 from autodidact.errors import AutodidactError
 from autodidact.records import Prompt, Split
+from autodidact.tasks.base import Grown
 
 # Writing requests made per wanted prompt: the filters drop some replies.
 OVERGENERATE = 1.5
@@ -94,7 +95,6 @@ class SelfInstructTask:
         self.embedder = embedder
         self.bad_rows = 0
         self.seeds = self._load_seeds()
-        self.last_stats: dict[str, int] = {}
 
     # --- seeds and splits ------------------------------------------------------
 
@@ -179,7 +179,7 @@ class SelfInstructTask:
 
     # --- growing the pool ------------------------------------------------------
 
-    def grow(self, engine: Engine, pool: list[Prompt], avoid: list[Prompt], iteration: int, seed: int) -> list[Prompt]:
+    def grow(self, engine: Engine, pool: list[Prompt], avoid: list[Prompt], iteration: int, seed: int) -> Grown:
         """New training prompts written by the model for `iteration`.
 
         Args:
@@ -190,15 +190,14 @@ class SelfInstructTask:
             seed: the run seed.
 
         Returns:
-            At most min(per_iteration, max_pool - len(pool)) prompts, split "train".
-            `self.last_stats` counts each request's outcome (see `OUTCOMES`) and "requests".
+            At most min(per_iteration, max_pool - len(pool)) prompts, split "train", and their
+            stats: each request's outcome counted (see `OUTCOMES`), and "requests".
         """
         cfg = self.config
         room = min(cfg.per_iteration, cfg.max_pool - len(pool))
         stats = dict.fromkeys(("requests", *OUTCOMES), 0)
-        self.last_stats = stats
         if room <= 0 or not pool:
-            return []
+            return Grown([], stats)
 
         mix = seed * 7919 + iteration
         rng = random.Random(mix)
@@ -247,7 +246,7 @@ class SelfInstructTask:
                     kept_rows.append(i)
                     written.append(task)
 
-        return [
+        prompts = [
             Prompt(
                 id=f"{self.name}-it{iteration}-{k}",
                 task=self.name,
@@ -257,6 +256,7 @@ class SelfInstructTask:
             )
             for k, text in enumerate(written)
         ]
+        return Grown(prompts, stats)
 
     @staticmethod
     def _request(engine: Engine, examples: Sequence[str]) -> str:

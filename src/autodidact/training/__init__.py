@@ -1,10 +1,15 @@
-"""Training: SFT and DPO on the selected data, GRPO online; through TRL, LoRA through PEFT."""
+"""Training: SFT and DPO on the selected data, GRPO online; through TRL, LoRA through PEFT.
 
-from autodidact.training.checkpoints import load_policy, save_checkpoint
+`policy` loads, prepares, seeds and restores the trainable policy; `trainer`
+is the one skeleton that `sft`, `dpo` and `grpo` fill in.
+"""
+
+from autodidact.compat.trl import forward_kept
 from autodidact.training.dpo import train_dpo
 from autodidact.training.grpo import train_grpo
+from autodidact.training.policy import init_adapters, load_policy, prepare_policy, save_checkpoint
 from autodidact.training.rollouts import RolloutRecorder
-from autodidact.training.sft import forward_kept, init_adapters, prepare_policy, train_sft
+from autodidact.training.sft import train_sft
 from autodidact.training.trainer import TrainResult
 
 __all__ = [

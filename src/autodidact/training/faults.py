@@ -1,18 +1,19 @@
 """Training faults: a non-finite loss or weight, or a held-out collapse; and putting the policy back.
 
 A fault rolls the iteration back to the previous checkpoint. The policy's
-weights are restored in place (the engines and judges hold references to
-it), so nothing else has to be rebuilt.
+weights are restored in place (`policy.restore_policy`, re-exported here: the
+engines and judges hold references to it), so nothing else has to be rebuilt.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 
-from autodidact.config import RunConfig
+from autodidact.training.policy import restore_policy
+
+__all__ = ["TrainingFault", "check_heldout", "check_training", "restore_policy"]
 
 
 class TrainingFault(Exception):
@@ -37,31 +38,3 @@ def check_heldout(previous: float | None, current: float | None, max_drop: float
             f"held-out metric collapsed from {previous:.3f} to {current:.3f} (more than "
             f"stopping.max_metric_drop={max_drop:g})"
         )
-
-
-@torch.no_grad()
-def restore_policy(policy, config: RunConfig, checkpoint: str | None) -> None:
-    """Put the policy's weights back to `checkpoint` (None: the base model), in place.
-
-    LoRA: the adapter weights are loaded from the checkpoint; back to the base
-    model, every LoRA layer is initialised afresh by PEFT (lora_B = 0, so the
-    adapter adds nothing; lora_A drawn anew, seeded by the run's seed, so a
-    corrupted A cannot survive). Full fine-tuning: every weight is reloaded.
-    """
-    if config.training.finetune == "lora":
-        if checkpoint is None:
-            torch.manual_seed(config.seed)
-            for module in policy.modules():
-                if hasattr(module, "reset_lora_parameters") and hasattr(module, "lora_A"):
-                    for adapter in list(module.lora_A.keys()):
-                        module.reset_lora_parameters(adapter, True)
-            return
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        set_peft_model_state_dict(policy, load_file(str(Path(checkpoint) / "adapter_model.safetensors")))
-        return
-    from autodidact.models import load_model
-
-    source, _ = load_model(checkpoint or config.model.name, config.model.dtype, config.model.device)
-    policy.load_state_dict(source.state_dict())

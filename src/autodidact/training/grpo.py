@@ -31,18 +31,15 @@ Choices, and where they depart from textbook GRPO:
 from __future__ import annotations
 
 import logging
-import tempfile
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from autodidact.config import GenerationConfig, TrainingConfig
 from autodidact.errors import AutodidactError
 from autodidact.records import Prompt
 from autodidact.tracking import TrainerReport
-from autodidact.training.sft import forward_kept
-from autodidact.training.trainer import TrainResult, run_trainer, trainer_arguments
+from autodidact.training.trainer import TRLMethod, TrainResult, train_with
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +89,11 @@ def train_grpo(
         AutodidactError: fewer than 2 samples per prompt, temperature 0, steps that cannot hold whole
             groups, fewer prompts than one step needs, or tools with a template that cannot call them.
     """
-    from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    start = time.perf_counter()
     temperature = generation.temperature if temperature is None else temperature
     prompts_per_step = _check(config, generation.samples_per_prompt, temperature, tokenizer, tools)
-    if not prompts:
-        log.warning("no training prompts: the model is not trained this iteration")
-        return GRPOResult(0, 0, 0, None, 0.0)
-    if len(prompts) < prompts_per_step:
+    if prompts and len(prompts) < prompts_per_step:
         raise AutodidactError(
             f"GRPO needs {prompts_per_step} prompts per step but has {len(prompts)}: "
             "lower training.batch_size or raise tasks.prompts_per_iteration."
@@ -117,34 +109,31 @@ def train_grpo(
         scores.extend(got)
         return got  # None stays None: TRL leaves it out of the group baseline, advantage 0
 
-    rows = [{"prompt": list(p.messages), "prompt_id": p.id} for p in prompts]
-    # forward_kept: TRL leaves its fused-LM-head forward on the model after training (see sft.forward_kept).
-    with tempfile.TemporaryDirectory(prefix="autodidact-grpo-") as workdir, forward_kept(model):
-        common = trainer_arguments(config, model, workdir, seed, report)
+    def arguments(common: dict[str, Any]):
         del common["max_length"]  # not a GRPOConfig field: a sequence is its prompt + max_completion_length
-        args = GRPOConfig(
+        return GRPOConfig(
             **common, num_generations=generation.samples_per_prompt, max_completion_length=generation.max_new_tokens,
             temperature=temperature, top_p=generation.top_p,
             beta=0.0,  # TRL's default, stated: no reference model (see the module docstring)
             max_tool_calling_iterations=max_tool_calls,
         )
-        trainer = GRPOTrainer(
-            model=model,
-            reward_funcs=judge_reward,
-            args=args,
-            train_dataset=Dataset.from_list(rows),
-            processing_class=tokenizer,
+
+    method = TRLMethod(
+        name="grpo",
+        nothing="no training prompts",
+        arguments=arguments,
+        trainer=lambda model, args, data, tok: GRPOTrainer(
+            model=model, reward_funcs=judge_reward, args=args, train_dataset=data, processing_class=tok,
             tools=list(tools) if tools else None,
-        )
-        output = run_trainer(trainer, config, report)
-    model.eval()
+        ),
+        examples=lambda trainer: len(prompts) - dropped,
+        tokens=lambda trainer: int(trainer.state.num_input_tokens_seen),
+    )
+    rows = [{"prompt": list(p.messages), "prompt_id": p.id} for p in prompts]
+    result = train_with(method, model, tokenizer, rows, config, seed, report)
     scored = [s for s in scores if s is not None]
     return GRPOResult(
-        examples=len(prompts) - dropped,
-        steps=output.global_step,
-        tokens=int(trainer.state.num_input_tokens_seen),
-        loss=float(output.training_loss),
-        seconds=time.perf_counter() - start,
+        **asdict(result),
         completions=len(scores),
         mean_reward=sum(scored) / len(scored) if scored else None,
         failed_rewards=len(scores) - len(scored),

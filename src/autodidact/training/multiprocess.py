@@ -161,7 +161,7 @@ def train_multiprocess(
         returncode, tail = _run_workers([*command, str(job.root)], env)
         if returncode != 0 or not job.result.is_file():
             raise _worker_failure(job, returncode, tail)
-        from autodidact.training.faults import restore_policy
+        from autodidact.training.policy import restore_policy
 
         restore_policy(policy, config.model_copy(update={"training": training}), str(job.trained))
         result = TrainResult(**json.loads(job.result.read_text(encoding="utf-8")))
@@ -261,10 +261,8 @@ def _check_gpus(num_processes: int) -> None:
 
 
 def _worker_env(num_processes: int, device: str) -> dict[str, str]:
-    import autodidact
-
     env = dict(os.environ)
-    source = str(Path(autodidact.__file__).resolve().parents[1])  # the workers import this autodidact
+    source = str(Path(__file__).resolve().parents[2])  # src/: the workers import this autodidact
     env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"  # their lines arrive as they are written
     env["TOKENIZERS_PARALLELISM"] = "false"

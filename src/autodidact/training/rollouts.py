@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from autodidact.judges import JudgeItem
+from autodidact.judges import Judge, JudgeItem
 from autodidact.records import Prompt, Sample
 
 
@@ -17,7 +17,7 @@ class RolloutRecorder:
     train stage, so monitors and reports see what online training saw.
     """
 
-    def __init__(self, iteration: int, judge, tokenizer) -> None:
+    def __init__(self, iteration: int, judge: Judge, tokenizer) -> None:
         self.iteration, self.judge, self.tokenizer = iteration, judge, tokenizer
         self.samples: list[Sample] = []
         self.judgments: list = []
@@ -32,7 +32,7 @@ class RolloutRecorder:
             sample = Sample(f"it{self.iteration}-{prompt.id}-g{k}", prompt.id, self.iteration, k, text, num_tokens)
             batch.append(sample)
             items.append(JudgeItem(sample.id, prompt, text))
-        judgments = self.judge.judge(items)
+        judgments = self.judge.judge(items).judgments  # GRPO stores no judge stats: its rewards are the record
         self.samples += batch
         self.judgments += judgments
         return [j.score for j in judgments]

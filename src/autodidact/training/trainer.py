@@ -1,26 +1,35 @@
-"""What SFT and DPO share: the trainer arguments, the progress bar, one training run, its result.
+"""The one training skeleton SFT, DPO and GRPO fill in: rows -> dataset -> arguments -> TRL trainer -> train.
 
-Both methods run a TRL trainer on the live policy for one iteration: a
+Every method runs a TRL trainer on the live policy for one iteration: a
 constant learning rate (each iteration is short; a decay to 0 would waste its
 tail), no checkpoints of the trainer's own (the loop saves one per
 iteration), no tqdm or printed logs (a rich bar instead), on the CPU when the
-model is there.
+model is there, and the model's `forward` as it was before (`compat.trl.forward_kept`).
+A method says only what differs (`TRLMethod`): its TRL config and trainer,
+and what it counts as examples and tokens.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from autodidact.compat.trl import forward_kept
 from autodidact.config import TrainingConfig
 from autodidact.progress import progress_bar
 from autodidact.tracking import TrainerReport
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class TrainResult:
-    examples: int  # SFT examples or preference pairs trained on
+    examples: int  # SFT examples, preference pairs or GRPO prompts trained on (per epoch)
     steps: int
     tokens: int  # non-padding tokens seen, prompt + response(s), all epochs
     loss: float | None
@@ -30,7 +39,7 @@ class TrainResult:
 def trainer_arguments(
     config: TrainingConfig, model, output_dir: str, seed: int, report: TrainerReport = TrainerReport()
 ) -> dict[str, Any]:
-    """Keyword arguments common to `SFTConfig` and `DPOConfig` for one iteration's training.
+    """Keyword arguments common to TRL's `SFTConfig`, `DPOConfig` and `GRPOConfig` for one iteration's training.
 
     `report` names the run's tracker (report_to, run_name): it gets the trainer's loss and learning rate.
     """
@@ -97,3 +106,50 @@ def run_trainer(trainer, config: TrainingConfig, report: TrainerReport = Trainer
     total_steps = math.ceil(batches * config.epochs / config.gradient_accumulation_steps)
     trainer.add_callback(_progress_callback(total_steps))
     return trainer.train()
+
+
+@dataclass(frozen=True)
+class TRLMethod:
+    """What one training method fills into the skeleton (`train_with`)."""
+
+    name: str  # names the trainer's temporary folder
+    nothing: str  # logged when there is nothing to train on
+    arguments: Callable[[dict[str, Any]], Any]  # the common TrainingArguments fields -> the method's TRL config
+    trainer: Callable[[Any, Any, Any, Any], Any]  # (model, config, dataset, tokenizer) -> the TRL trainer
+    examples: Callable[[Any], int]  # the trainer, trained -> examples trained on (per epoch)
+    tokens: Callable[[Any], int]  # the trainer, trained -> non-padding tokens seen, all epochs
+
+
+def train_with(
+    method: TRLMethod,
+    model,
+    tokenizer,
+    rows: list[dict[str, Any]],
+    config: TrainingConfig,
+    seed: int,
+    report: TrainerReport = TrainerReport(),
+) -> TrainResult:
+    """Train `model` in place on `rows` (TRL's dataset form for `method`) for one iteration.
+
+    Returns:
+        What was trained: examples, optimizer steps, tokens, mean loss and
+        seconds; all zero (loss None) when `rows` is empty.
+    """
+    from datasets import Dataset
+
+    start = time.perf_counter()
+    if not rows:
+        log.warning("%s: the model is not trained this iteration", method.nothing)
+        return TrainResult(0, 0, 0, None, 0.0)
+    with tempfile.TemporaryDirectory(prefix=f"autodidact-{method.name}-") as workdir, forward_kept(model):
+        args = method.arguments(trainer_arguments(config, model, workdir, seed, report))
+        trainer = method.trainer(model, args, Dataset.from_list(rows), tokenizer)
+        output = run_trainer(trainer, config, report)
+    model.eval()
+    return TrainResult(
+        examples=method.examples(trainer),
+        steps=output.global_step,
+        tokens=method.tokens(trainer),
+        loss=float(output.training_loss),
+        seconds=time.perf_counter() - start,
+    )

@@ -12,12 +12,9 @@ parent to report in one line.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,27 +59,31 @@ def train(job: JobFolder, rank: int) -> None:
     """Rebuild the policy, train it on the job's data, save it (main process) with the `TrainResult`."""
     from accelerate import PartialState
 
+    from autodidact.compat.datasets import shared_from_list
     from autodidact.config import TrainingConfig
     from autodidact.progress import set_quiet
     from autodidact.records import PreferencePair, SFTExample
     from autodidact.training.dpo import train_dpo
+    from autodidact.training.policy import policy_from
     from autodidact.training.sft import train_sft
 
     spec = json.loads(job.job.read_text(encoding="utf-8"))
     if rank != 0:
         _quiet()
     set_quiet(rank != 0)  # one progress bar, not one per process
-    # The process group, now rather than when the trainer starts: the DPO workaround below needs its barrier.
+    # The process group, now rather than when the trainer starts: `shared_from_list` below needs its barrier.
     # The trainer's own `PartialState` is this one (a shared singleton).
     state = PartialState(cpu=spec["device"] == "cpu")
     training = TrainingConfig(**spec["training"])
-    policy, tokenizer = _load_policy(job, spec, training)
+    # The policy as the parent had it, on this process's device: base + adapter (LoRA), or the whole model.
+    device = "cpu" if spec["device"] == "cpu" else f"{spec['device']}:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    policy, tokenizer = policy_from(spec["base_model"], str(job.policy), training, spec["dtype"], device)
     record = PreferencePair if spec["method"] == "dpo" else SFTExample
     with job.data.open(encoding="utf-8") as lines:
         data = [record(**json.loads(line)) for line in lines if line.strip()]
     report = _TrainerKept(**spec["report"])
     if spec["method"] == "dpo":
-        with _datasets_in_shared_folder(job.root / "datasets", state):
+        with shared_from_list(job.root / "datasets", state):  # DPO's reference cache, one file for all processes
             result = train_dpo(policy, tokenizer, data, training, spec["seed"], report)
     else:
         result = train_sft(policy, tokenizer, data, training, spec["seed"], report)
@@ -94,52 +95,6 @@ def train(job: JobFolder, rank: int) -> None:
         partial = job.result.with_suffix(".tmp")
         partial.write_text(json.dumps(result.__dict__), encoding="utf-8")
         partial.rename(job.result)  # the parent reads the result only once it is whole
-
-
-def _load_policy(job: JobFolder, spec: dict, training):
-    """The policy as the parent had it, on this process's device: base + adapter (LoRA), or the whole model."""
-    from autodidact.models import load_model
-    from autodidact.training.sft import prepare_policy
-
-    device = "cpu" if spec["device"] == "cpu" else f"{spec['device']}:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    if training.finetune == "full":
-        model, tokenizer = load_model(str(job.policy), spec["dtype"], device)
-        return prepare_policy(model, training), tokenizer
-    from peft import PeftModel
-
-    model, tokenizer = load_model(spec["base_model"], spec["dtype"], device)
-    return PeftModel.from_pretrained(model, str(job.policy), is_trainable=True), tokenizer
-
-
-@contextmanager
-def _datasets_in_shared_folder(folder: Path, state) -> Iterator[None]:
-    """Within: `Dataset.from_list` gives a dataset saved once (main process) in `folder` and loaded by every process.
-
-    Why (TRL 1.16, `DPOTrainer._precompute_ref_logps`): the reference log-probabilities are computed on every
-    process, written by the main one to a cache file next to the dataset's own files, and read back by all. An
-    in-memory dataset (`train_dpo` builds one with `Dataset.from_list`) has no files, so every process names a
-    random file in its own temporary folder, and the others fail with FileNotFoundError. A dataset backed by
-    files in a folder they all see gives them one path. Only where the rows live changes, not what they are.
-    A `train_dpo(..., data_dir=...)` argument would make this patch unnecessary.
-    """
-    from datasets import Dataset, load_from_disk
-
-    original = Dataset.__dict__["from_list"]  # the classmethod itself, put back on exit
-    build = Dataset.from_list
-    names = (f"dataset-{i}" for i in itertools.count())
-
-    def from_list(*args, **kwargs):
-        path = folder / next(names)  # the same name on every process: each builds its datasets in the same order
-        with state.main_process_first():
-            if state.is_main_process:
-                build(*args, **kwargs).save_to_disk(str(path))
-        return load_from_disk(str(path))
-
-    Dataset.from_list = from_list
-    try:
-        yield
-    finally:
-        Dataset.from_list = original
 
 
 def _quiet() -> None:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from autodidact.apps.report.html import render
 from autodidact.errors import AutodidactError
+from autodidact.loop import STORE_FILE, iteration_rows
+from autodidact.store import RunStore
 
 __all__ = ["write_report"]
 
@@ -27,11 +30,6 @@ def write_report(run_dir: Path, output: Path | None = None, examples: int = 5) -
     Raises:
         AutodidactError: when `run_dir` holds no run.sqlite.
     """
-    # Imported here: `autodidact.loop` pulls in torch and the plots matplotlib, which the CLI loads only on use.
-    from autodidact.loop import STORE_FILE, iteration_rows
-    from autodidact.apps.report.html import render
-    from autodidact.store import RunStore
-
     run_dir = Path(run_dir)
     if not (run_dir / STORE_FILE).is_file():
         raise AutodidactError(f"'{run_dir}' is not a run directory (no {STORE_FILE}). Check the path.")

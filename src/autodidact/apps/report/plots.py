@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from autodidact.records import STAGES
+from autodidact.loop.stages.names import STAGES
 
 Rows = Sequence[Mapping]
 _SIZE, _DPI = (7.0, 3.4), 100

@@ -18,7 +18,7 @@ from autodidact.config import DocumentsSourceConfig
 from autodidact.embeddings import Embedder
 from autodidact.engines import Completion, Engine, EngineError, SamplingParams, request_error
 from autodidact.errors import AutodidactError
-from autodidact.judges.prompts import BEGIN, END, fence
+from autodidact.quoting import BEGIN, END, fence
 from autodidact.records import Prompt, Split
 from autodidact.tasks.documents.chunks import Chunk, chunk_documents, load_documents, split_chunks, spread
 from autodidact.tasks.documents.qa import DEFAULT_QA_PROMPT, QAPair, filter_pairs, write_pairs
@@ -109,10 +109,11 @@ class DocumentsTask:
         self.train_chunks: list[Chunk] = []
         self.stats: dict[str, int] = {}
         self.search_stats = SearchStats()
-        if config.search:  # the loop looks these hooks up by name: present only with the tool on
+        if config.search:  # the task is `Responds` and `OffersSearch` (tasks.base) only with the tool on
             self.respond = self._respond
             self.search_tool = self._search_tool
             self.tool_prompt = self._tool_prompt
+            self.max_tool_calls = config.max_turns  # searches GRPO lets the model make per completion
 
     # --- prompts -------------------------------------------------------------
 
