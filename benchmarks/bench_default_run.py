@@ -28,11 +28,11 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
 
-    from autodidact.config import load_config
     from autodidact.apps.log_setup import configure_logging
+    from autodidact.apps.summary import iteration_table, timing_table
+    from autodidact.config import load_config
     from autodidact.loop import run
     from autodidact.models import resolve_model
-    from autodidact.apps.summary import iteration_table, timing_table
 
     configure_logging(quiet=True)
     t0 = time.perf_counter()

@@ -81,8 +81,8 @@ def main() -> None:
     from autodidact.config import validate_config
     from autodidact.engines import TransformersEngine
     from autodidact.engines.serving import build_policy_engine
-    from autodidact.models.gguf_export import write_gguf
     from autodidact.models import bundled_gguf, load_model
+    from autodidact.models.gguf_export import write_gguf
     from autodidact.tasks import get_task
     from llama_server import LlamaServer
 

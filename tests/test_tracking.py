@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from tests.apps.test_review import build_run, score_item
 
+from autodidact.apps.review.cli import review_command
 from autodidact.config import RunConfig, to_yaml
 from autodidact.errors import AutodidactError
 from autodidact.records import Alert, Judgment, Prompt, Rating, Sample
-from autodidact.apps.review.cli import review_command
 from autodidact.review.gate import agreement_stop
 from autodidact.store import RunStore
 from autodidact.tracking import (
@@ -27,7 +28,6 @@ from autodidact.tracking import (
     require_tracker,
     run_tracker,
 )
-from tests.apps.test_review import build_run, score_item
 
 CONFIG = {"name": "demo", "seed": 3, "training": {"method": "sft", "learning_rate": 0.0001}}
 

@@ -27,10 +27,11 @@ from statistics import fmean
 from typing import TYPE_CHECKING
 
 from autodidact.engines import Engine, SamplingParams
-from autodidact.tasks.answering import answer, verify_all
 from autodidact.judges import Judge, JudgeItem
+from autodidact.judges.direct import DirectScoreJudge
 from autodidact.records import Judgment, Prompt, Sample
 from autodidact.tasks import Task
+from autodidact.tasks.answering import answer, verify_all
 
 if TYPE_CHECKING:
     from autodidact.config import JudgeConfig
@@ -76,7 +77,6 @@ def heldout_judge(judge: Judge, config: JudgeConfig, engine: Engine) -> Judge:
     """
     if not judge.relative:
         return judge
-    from autodidact.judges.direct import DirectScoreJudge
 
     return DirectScoreJudge(engine, mode=config.mode, batch_size=config.batch_size, min_mass=config.min_score_mass)
 

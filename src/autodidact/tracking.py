@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
+from autodidact.compat.transformers import point_tensorboard_at
 from autodidact.errors import AutodidactError, unknown_name
 from autodidact.store import RunStore
 
@@ -60,7 +61,6 @@ class TrainerReport:
         """Point the trainer's TensorBoard callback at `log_dir` (it would write under its temporary output_dir)."""
         if self.log_dir is None:
             return
-        from autodidact.compat.transformers import point_tensorboard_at
 
         point_tensorboard_at(trainer, self.log_dir)
 

@@ -155,7 +155,7 @@ def _alarm(signum, frame):
 
 
 def call_in_process(argv: list[str], capsys, seconds: float) -> tuple[int, str]:
-    from autodidact import cli
+    from autodidact.apps import cli
 
     capsys.readouterr()
     code: int | str | None = 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_cli import autodidact
 
 from autodidact.apps.compare import (
     MARK_END,
@@ -20,7 +21,6 @@ from autodidact.errors import AutodidactError
 from autodidact.evaluation import wilson_interval
 from autodidact.loop import STORE_FILE
 from autodidact.store import RunStore
-from test_cli import autodidact
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "default.yaml")
 BEFORE = "# Results\n\nThe default run's table stays as it is.\n\n"

@@ -21,8 +21,8 @@ import typer
 from pydantic import BaseModel
 
 from autodidact.apps.cli import app
-from autodidact.config import RunConfig, TasksConfig, load_config, validate_config
 from autodidact.apps.config_reference import REGENERATE, reference_markdown, source_types
+from autodidact.config import RunConfig, TasksConfig, load_config, validate_config
 from autodidact.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,19 +14,19 @@ from pathlib import Path
 import pytest
 import torch
 from rich.console import Console
+from tests.loop.test_loop import tiny_config
 from typer.testing import CliRunner
 
 import autodidact
 import autodidact.apps.chat as chat_module
 import autodidact.apps.cli as cli
 from autodidact.apps.chat import chat, chat_once
-from autodidact.config import load_config
-from autodidact.errors import AutodidactError
 from autodidact.apps.export import export_run
 from autodidact.apps.log_setup import NOISY_LOGGERS
+from autodidact.config import load_config
+from autodidact.errors import AutodidactError
 from autodidact.store import RunStore
 from autodidact.training import load_policy
-from tests.loop.test_loop import tiny_config
 
 MESSAGES = [{"role": "user", "content": "What is 7 + 14? Answer with just the number."}]
 

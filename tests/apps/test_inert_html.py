@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from autodidact.records import Alert, Judgment, Prompt, Rating, Sample
-from autodidact.apps.report import write_report
-from autodidact.apps.review.app import create_app
-from autodidact.store import RunStore
 from test_report import make_run
 from test_review import build_run, pair_item, score_item, serving
 from test_review_browser import CHROMIUM, CHROMIUM_ARGS, sync_api
+
+from autodidact.apps.report import write_report
+from autodidact.apps.review.app import create_app
+from autodidact.records import Alert, Judgment, Prompt, Rating, Sample
+from autodidact.store import RunStore
 
 # Each would set window.__pwned, open a dialog, or change the page if it reached the page as markup or template.
 HOSTILE = [

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from autodidact.apps.report import write_report
+from autodidact.apps.report.html import plot_specs
 from autodidact.config import RunConfig, to_yaml
 from autodidact.errors import AutodidactError
 from autodidact.records import Alert, Judgment, Prompt, Sample
-from autodidact.apps.report import write_report
-from autodidact.apps.report.html import plot_specs
 from autodidact.store import RunStore
 
 PLOT_IDS = ["plot-heldout", "plot-judge", "plot-bias", "plot-diversity", "plot-returns", "plot-reliability",

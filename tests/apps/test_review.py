@@ -17,13 +17,13 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 from sklearn.metrics import cohen_kappa_score
 
+from autodidact.apps.review.app import create_app
+from autodidact.apps.review.cli import review_command
+from autodidact.apps.review.terminal import review_in_terminal
 from autodidact.config import ReviewConfig
 from autodidact.errors import AutodidactError
 from autodidact.records import Judgment, Prompt, Rating, ReviewItem, Sample
-from autodidact.apps.review.cli import review_command
-from autodidact.apps.review.terminal import review_in_terminal
 from autodidact.review import agreement, build_checkpoint, import_ratings
-from autodidact.apps.review.app import create_app
 from autodidact.store import RunStore
 
 # 12 distinct scores over 4 prompts x 3 samples; ranked, the strata of 4 are {0,1,2} {3,4,5} {6,7,8} {9,9.5,10}.

@@ -14,10 +14,10 @@ import os
 from pathlib import Path
 
 import pytest
-
-from autodidact.records import Rating
-from autodidact.apps.review.app import create_app
 from test_review import build_run, pair_item, score_item, serving
+
+from autodidact.apps.review.app import create_app
+from autodidact.records import Rating
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -14,14 +14,14 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-
-from autodidact.errors import AutodidactError
-from autodidact.apps.review.cli import review_command
-from autodidact.review import agreement
-from autodidact.apps.review.app import create_app, serve
-from autodidact.apps.review.guard import TOKEN_COOKIE, check_serving, is_loopback
-from autodidact.store import RunStore
 from test_review import build_run, pair_item, review_client, score_item, serving
+
+from autodidact.apps.review.app import create_app, serve
+from autodidact.apps.review.cli import review_command
+from autodidact.apps.review.guard import TOKEN_COOKIE, check_serving, is_loopback
+from autodidact.errors import AutodidactError
+from autodidact.review import agreement
+from autodidact.store import RunStore
 
 TOKEN = "s3cret-Token_for.tests~0123456789"
 SECRET = "do-not-serve-this-7f3a"  # content of files beside and inside the run directory

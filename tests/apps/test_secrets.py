@@ -20,11 +20,11 @@ import pytest
 
 import autodidact.loop
 import autodidact.loop.context as loop_module
+from autodidact.apps.report import write_report
 from autodidact.config import to_yaml, validate_config
 from autodidact.engines import SamplingParams
 from autodidact.engines.openai_engine import OpenAIEngine
 from autodidact.judges.external import judge_engine
-from autodidact.apps.report import write_report
 from autodidact.store import RunStore
 
 try:  # the HTTP library the installed openai client is built on

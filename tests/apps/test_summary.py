@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from autodidact.records import Alert
 from autodidact.apps.summary import alerts_table, iteration_table
+from autodidact.records import Alert
 
 
 def _text(table) -> str:

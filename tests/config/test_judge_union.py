@@ -64,7 +64,7 @@ def test_method_defaults_to_direct_and_nested_sections_name_their_path():
 def test_the_old_flat_server_keys_name_where_they_moved(old, new):
     with pytest.raises(AutodidactError) as err:
         validate_config({"judge": {old: "x"}})
-    assert str(err.value) == f"config: judge.{old} moved to judge.{new} (with a server URL in judge.model); write it there."
+    assert str(err.value) == f"config: judge.{old} moved to judge.{new} (with a server URL in judge.model); set it there."
 
 
 def test_one_server_section_with_one_set_of_defaults():

@@ -10,9 +10,9 @@ import pytest
 from autodidact.config import validate_config
 from autodidact.errors import AutodidactError
 from autodidact.judges import JudgeItem, build_judge
-from autodidact.verifiers import exact_match, json_keys, last_number, number_match, python_tests, regex
 from autodidact.judges.programmatic import ProgramJudge
 from autodidact.records import Prompt
+from autodidact.verifiers import exact_match, json_keys, last_number, number_match, python_tests, regex
 
 CHECKS = '''
 import math, os
@@ -278,8 +278,8 @@ def test_generated_code_runs_without_network_where_the_platform_allows_it():
 
 
 def test_verifier_processes_have_a_memory_limit_and_no_network(tmp_path, monkeypatch):
-    from autodidact.verifiers import no_network_prefix
     from autodidact.judges.programmatic import ProgramJudge
+    from autodidact.verifiers import no_network_prefix
 
     (tmp_path / "hungry.py").write_text(
         "import socket\n"

@@ -19,7 +19,6 @@ from autodidact.training import load_policy, train_sft
 from autodidact.training.faults import TrainingFault, check_heldout, check_training, restore_policy
 
 
-
 def _nan_on_first_call(calls: list):
     """train_sft that corrupts a LoRA weight and reports a NaN loss the first time it is called."""
 

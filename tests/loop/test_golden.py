@@ -22,7 +22,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import golden  # noqa: E402  (tests/golden.py: the configurations and the comparison)
 
-
 # variant -> table -> the snapshot rows the rebuilt loop no longer stores, on purpose.
 NO_LONGER_STORED = {
     "grpo": {

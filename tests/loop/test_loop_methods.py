@@ -6,6 +6,7 @@ import math
 import re
 
 import pytest
+from test_loop import tiny_config
 
 import autodidact
 import autodidact.loop
@@ -15,7 +16,6 @@ from autodidact.evaluation import roc_auc
 from autodidact.loop import STORE_FILE
 from autodidact.store import RunStore
 from autodidact.tasks import get_task
-from test_loop import tiny_config
 
 _PAIR = re.compile(r"\[Response A\]\n<<<RESPONSE>>>\n(.*?)\n<<<END.*?\[Response B\]\n<<<RESPONSE>>>\n(.*?)\n<<<", re.S)
 _QUESTION = re.compile(r"\[User request\]\n(.*?)\n\n\[Response to improve\]", re.S)

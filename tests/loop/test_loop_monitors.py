@@ -5,8 +5,8 @@ temperature schedule acting on a run."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +17,13 @@ from tests.test_tracking import _events
 import autodidact
 import autodidact.engines.serving
 import autodidact.loop
+from autodidact.apps.summary import alerts_table
 from autodidact.engines import Completion
 from autodidact.loop import STORE_FILE
 from autodidact.monitors.reward_hacking import unmeasured_notice
 from autodidact.records import Alert, Rating
 from autodidact.review import update_agreement
 from autodidact.store import RunStore
-from autodidact.apps.summary import alerts_table
 from autodidact.tasks import get_task
 
 

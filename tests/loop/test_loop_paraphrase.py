@@ -13,9 +13,9 @@ import autodidact
 import autodidact.loop
 from autodidact.loop import STORE_FILE
 from autodidact.loop.stages import Train
-from autodidact.training import train_sft
 from autodidact.records import PARAPHRASE_SPLIT
 from autodidact.store import RunStore
+from autodidact.training import train_sft
 
 DATA = Path(__file__).parents[1] / "data" / "sources"
 

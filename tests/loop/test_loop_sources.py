@@ -20,11 +20,11 @@ from autodidact.loop import CONFIG_FILE, STORE_FILE
 from autodidact.loop.context import build_context
 from autodidact.loop.prompts import prepare_prompts
 from autodidact.loop.stages import OnlineTrain
-from autodidact.training import train_grpo
 from autodidact.store import RunStore
 from autodidact.tasks.documents.chunks import chunk_documents, load_documents
 from autodidact.tasks.documents.search import SearchIndex, format_results
 from autodidact.tasks.self_instruct import SelfInstructTask
+from autodidact.training import train_grpo
 
 DATA = Path(__file__).parents[1] / "data" / "sources"
 

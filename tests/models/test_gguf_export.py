@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
+from autodidact.apps.export import export_run
 from autodidact.config import to_yaml, validate_config
 from autodidact.errors import AutodidactError
-from autodidact.apps.export import export_run
-from autodidact.models.gguf_export import _permute, source_gguf, write_gguf
 from autodidact.models import bundled_gguf
+from autodidact.models.gguf_export import _permute, source_gguf, write_gguf
 from autodidact.store import RunStore
 from llama_server import one_torch_thread  # noqa: F401  (autouse: one torch thread in this module)
 

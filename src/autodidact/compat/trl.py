@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from autodidact.errors import AutodidactError
+
 # TRL 1.16's DPOTrainer, given a `PeftModel` and no `ref_model`, clones the policy's adapter into a frozen adapter
 # of this name and computes the reference log-probabilities with it (`DPOTrainer.__init__`, `add_adapter("ref")`).
 REFERENCE_ADAPTER = "ref"
@@ -79,7 +81,6 @@ def check_reference_clone(model) -> None:
     iteration's model, which for a LoRA policy is its adapter; without the
     clone TRL falls back to the adapter switched off, i.e. the base model.
     """
-    from autodidact.errors import AutodidactError
 
     if _is_peft(model) and REFERENCE_ADAPTER not in model.peft_config:
         raise AutodidactError(

@@ -21,7 +21,7 @@ errors become a one-line `AutodidactError` naming the field and the fix.
 from __future__ import annotations
 
 from autodidact.config.base import Section, ServerConfig
-from autodidact.config.judge import JudgeConfig, JudgeMember, judge_config
+from autodidact.config.judge import JudgeConfig, JudgeMember
 from autodidact.config.judge_methods import (
     ContrastiveJudgeConfig,
     DirectJudgeConfig,
@@ -35,7 +35,7 @@ from autodidact.config.judge_methods import (
     VerifierJudgeConfig,
     is_server_url,
 )
-from autodidact.config.loading import example_yaml, load_config, parse_overrides, to_yaml, validate_config
+from autodidact.config.loading import example_yaml, judge_config, load_config, parse_overrides, to_yaml, validate_config
 from autodidact.config.model import ModelConfig, PolicyServerConfig, VLLMConfig
 from autodidact.config.monitors import (
     BiasConfig,

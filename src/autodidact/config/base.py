@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
 SECRET_FIELDS = ("api_key_env",)  # their value may be a pasted key: errors never echo it
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, Discriminator, Field, Tag
 
 from autodidact.config.base import Section
 from autodidact.config.judge_methods import (
@@ -27,7 +27,7 @@ from autodidact.config.judge_methods import (
     VerifierJudgeConfig,
 )
 from autodidact.config.registry import JUDGE_METHODS
-from autodidact.errors import AutodidactError, unknown_name
+from autodidact.errors import unknown_name
 
 TAG_PREFIX = "method="  # a union tag in an error's location; no task or field name contains '='
 
@@ -130,20 +130,6 @@ RUN_CLASSES: tuple[type[JudgeBase], ...] = (
 JudgeConfig = _union(RUN_CLASSES)
 
 
-def judge_config(**fields: Any) -> Any:
-    """A validated run-level judge section, e.g. `judge_config(method="rubric", criteria=["correct"])`.
-
-    Raises:
-        AutodidactError: one line naming the field and the fix, as for a config file.
-    """
-    from autodidact.config.loading import format_error
-
-    try:
-        return TypeAdapter(JudgeConfig).validate_python(fields)
-    except ValidationError as err:
-        raise AutodidactError(format_error(err, prefix=("judge",))) from None
-
-
 # The old flat server keys of the judge section -> where they live now.
 MOVED = {
     "model_name": "server.model_name",
@@ -171,7 +157,7 @@ def foreign_key_message(section: str, method: str, key: str) -> str | None:
     """
     nested = section != "judge"
     if key in MOVED:
-        return f"{section}.{key} moved to {section}.{MOVED[key]} (with a server URL in {section}.model); write it there."
+        return f"{section}.{key} moved to {section}.{MOVED[key]} (with a server URL in {section}.model); set it there."
     if key == "max_failed_share" and nested:
         return (
             f"{section}.max_failed_share is not used: the failure policy reads the run's judgments together; "
@@ -204,5 +190,4 @@ __all__ = [
     "SelfConsistencyRunJudgeConfig",
     "VerifierRunJudgeConfig",
     "foreign_key_message",
-    "judge_config",
 ]

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from autodidact.config.base import SECRET_FIELDS
-from autodidact.config.judge import TAG_PREFIX, foreign_key_message
+from autodidact.config.judge import TAG_PREFIX, JudgeConfig, foreign_key_message
 from autodidact.config.run import RunConfig
+from autodidact.config.saved import upgrade_saved_config
 from autodidact.errors import AutodidactError
 
 
@@ -111,7 +112,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 f"config file '{path}' must be a mapping of sections (model:, tasks:, ...); "
                 "start from the example `autodidact init` writes."
             )
-    data = _deep_merge(data, parse_overrides(overrides or []))
+    # A run begun before the judge union saved every judge field: read it in the current shape.
+    data = _deep_merge(upgrade_saved_config(data), parse_overrides(overrides or []))
     return validate_config(data)
 
 
@@ -156,4 +158,16 @@ def example_yaml() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-__all__ = ["example_yaml", "format_error", "load_config", "parse_overrides", "to_yaml", "validate_config"]
+def judge_config(**fields: Any) -> Any:
+    """A validated run-level judge section, e.g. `judge_config(method="rubric", criteria=["correct"])`.
+
+    Raises:
+        AutodidactError: one line naming the field and the fix, as for a config file.
+    """
+    try:
+        return TypeAdapter(JudgeConfig).validate_python(fields)
+    except ValidationError as err:
+        raise AutodidactError(format_error(err, prefix=("judge",))) from None
+
+
+__all__ = ["example_yaml", "format_error", "judge_config", "load_config", "parse_overrides", "to_yaml", "validate_config"]

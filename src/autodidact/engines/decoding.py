@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import torch
 
+from autodidact.compat.transformers import repeat_cache_rows, select_cache_rows
+
 # The nucleus is looked for among this many top tokens first; rows whose
 # nucleus is larger fall back to sorting the whole vocabulary.
 TOP_CANDIDATES = 64
@@ -179,8 +181,6 @@ def _decode_batch(model, prompts, n, sampler, generators, max_new_tokens, stop_i
     `generators` holds one generator per sequence, prompt-major.
     """
     from transformers import StaticCache
-
-    from autodidact.compat.transformers import repeat_cache_rows, select_cache_rows
 
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)

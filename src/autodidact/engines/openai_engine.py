@@ -52,7 +52,7 @@ from typing import Any, TypeVar
 
 import openai
 
-from autodidact.engines import Completion, EngineError, FailedRow, SamplingParams
+from autodidact.engines.base import Completion, EngineError, FailedRow, SamplingParams
 from autodidact.errors import AutodidactError
 from autodidact.progress import progress_bar
 from autodidact.records import Message

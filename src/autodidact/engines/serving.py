@@ -32,8 +32,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autodidact.engines import Completion, Engine, EngineError, SamplingParams, TransformersEngine, request_error
+from autodidact.engines.base import Completion, Engine, EngineError, SamplingParams, request_error
 from autodidact.engines.openai_engine import OpenAIEngine, read_api_key
+from autodidact.engines.transformers_engine import TransformersEngine
 from autodidact.errors import AutodidactError
 from autodidact.models import resolve_model
 from autodidact.models.gguf_export import GGUF_FILE, source_gguf, write_gguf

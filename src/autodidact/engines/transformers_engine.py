@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from autodidact.engines import Completion, SamplingParams
+from autodidact.engines.base import Completion, SamplingParams
 from autodidact.engines.decoding import DecodeOptions, NucleusSampler, decode, plan_batches
 from autodidact.progress import progress_bar
 from autodidact.records import Message

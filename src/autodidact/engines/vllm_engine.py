@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autodidact.engines import Completion, SamplingParams
+from autodidact.engines.base import Completion, SamplingParams
 from autodidact.engines.transformers_engine import TransformersEngine
 from autodidact.errors import AutodidactError
 from autodidact.models import pick_dtype, resolve_model

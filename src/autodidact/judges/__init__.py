@@ -9,14 +9,21 @@ scores come from the judge's own output slot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from autodidact.config.judge import RunJudgeFields
 from autodidact.errors import AutodidactError, unknown_name
 from autodidact.judges.base import Judge, JudgeItem, JudgeResult  # the contract; re-exported
-from autodidact.records import Judgment, Prompt
+from autodidact.judges.consistency import SelfConsistencyJudge
+from autodidact.judges.contrastive import ContrastiveJudge
+from autodidact.judges.direct import DirectScoreJudge
+from autodidact.judges.ensemble import EnsembleJudge, PersonaJudge
+from autodidact.judges.pairwise import PairwiseJudge
+from autodidact.judges.programmatic import ProgramJudge
+from autodidact.judges.routing import TaskRoutedJudge
+from autodidact.judges.rubric import RubricJudge
+from autodidact.judges.verifier import TaskVerifierJudge
 
 if TYPE_CHECKING:
     from autodidact.config import JudgeBase as JudgeConfig  # any judge section: the run's, a member, a task's
@@ -29,14 +36,10 @@ EngineFor = Callable[["JudgeConfig"], "Engine"]
 
 
 def _direct(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
-    from autodidact.judges.direct import DirectScoreJudge
-
     return DirectScoreJudge(engine, mode=config.mode, batch_size=config.batch_size, min_mass=config.min_score_mass)
 
 
 def _rubric(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
-    from autodidact.judges.rubric import RubricJudge
-
     return RubricJudge(
         engine,
         criteria=config.criteria,
@@ -47,14 +50,10 @@ def _rubric(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judg
 
 
 def _verifier(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
-    from autodidact.judges.verifier import TaskVerifierJudge
-
     return TaskVerifierJudge(tasks)
 
 
 def _program(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
-    from autodidact.judges.programmatic import ProgramJudge
-
     return ProgramJudge(
         config.program, config.program_args, config.program_timeout, config.program_workers,
         memory_mb=config.program_memory_mb, network=config.program_network,
@@ -62,8 +61,6 @@ def _program(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Jud
 
 
 def _pairwise(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
-    from autodidact.judges.pairwise import PairwiseJudge
-
     return PairwiseJudge(
         engine,
         mode=config.mode,
@@ -75,8 +72,6 @@ def _pairwise(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Ju
 
 
 def _contrastive(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
-    from autodidact.judges.contrastive import ContrastiveJudge
-
     return ContrastiveJudge(
         engine,
         mode=config.mode,
@@ -89,16 +84,12 @@ def _contrastive(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) ->
 
 
 def _self_consistency(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
-    from autodidact.judges.consistency import SelfConsistencyJudge
-
     return SelfConsistencyJudge(config.extractor, score=config.consistency_score)
 
 
 def _ensemble(
     config: JudgeConfig, engine: Engine, tasks: dict[str, Task], engine_for: EngineFor | None = None
 ) -> Judge:
-    from autodidact.judges.ensemble import EnsembleJudge, PersonaJudge
-
     members = [
         build_judge(member, _section_engine(f"judge.members[{i}]", member, engine, engine_for), tasks, engine_for)
         for i, member in enumerate(config.members)
@@ -123,8 +114,6 @@ def _section_engine(field: str, section: JudgeConfig, engine: Engine, engine_for
 
 
 def _routed(config: JudgeConfig, engine: Engine, tasks: dict[str, Task], engine_for: EngineFor | None) -> Judge:
-    from autodidact.judges.routing import TaskRoutedJudge
-
     unknown = sorted(set(config.tasks) - set(tasks))
     if unknown:
         raise AutodidactError(
@@ -176,4 +165,4 @@ def build_judge(
     return JUDGES[config.method](config, engine, tasks)
 
 
-__all__ = ["JUDGES", "EngineFor", "Judge", "JudgeItem", "build_judge"]
+__all__ = ["JUDGES", "EngineFor", "Judge", "JudgeItem", "JudgeResult", "build_judge"]

@@ -21,8 +21,8 @@ from typing import Literal
 
 from autodidact.errors import AutodidactError, unknown_name
 from autodidact.judges.base import JudgeItem, JudgeResult
-from autodidact.verifiers import import_dotted
 from autodidact.records import Judgment
+from autodidact.verifiers import import_dotted
 
 Extractor = Callable[[str], str | None]  # response text -> its final answer, or None
 

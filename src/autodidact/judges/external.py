@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from autodidact.engines import Engine, EngineError, TransformersEngine
 from autodidact.errors import AutodidactError
+from autodidact.models import load_model, resolve_model
 
 if TYPE_CHECKING:
     from autodidact.config import JudgeBase, RunConfig
@@ -48,7 +49,6 @@ def judge_engine(config: RunConfig, policy_engine: Engine, http_client: Any = No
     elif is_server(j.model):
         engine = server_engine(j, http_client)
     else:
-        from autodidact.models import load_model
 
         try:
             model, tokenizer = load_model(j.model, dtype=config.model.dtype, device=config.model.device)
@@ -96,8 +96,6 @@ def server_engine(j: JudgeBase, http_client: Any = None) -> OpenAIEngine:
 
 def _chat_tokenizer(spec: str):
     from transformers import AutoTokenizer
-
-    from autodidact.models import resolve_model
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(spec))

@@ -32,12 +32,12 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from autodidact.errors import AutodidactError
 from autodidact import verifiers
+from autodidact.errors import AutodidactError
 from autodidact.judges.base import JudgeItem, JudgeResult
-from autodidact.verifiers import BUILTINS, load_program, no_network_prefix
 from autodidact.progress import progress_bar
 from autodidact.records import Judgment
+from autodidact.verifiers import BUILTINS, load_program, no_network_prefix
 
 WORKER_SCRIPT = verifiers.__file__
 STARTUP_TIMEOUT = 60.0  # seconds for a worker to import the verifier's module

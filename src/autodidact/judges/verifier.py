@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from autodidact.judges.base import JudgeItem, JudgeResult
 from autodidact.records import Judgment
 from autodidact.tasks import Task
+from autodidact.tasks.answering import verify_all  # batched per task where a task can (model-graded references)
 
 
 class TaskVerifierJudge:
@@ -26,7 +27,6 @@ class TaskVerifierJudge:
 
     def judge(self, items: Sequence[JudgeItem]) -> JudgeResult:
         """One judgment per item; no statistics."""
-        from autodidact.tasks.answering import verify_all  # batched per task where a task can (model-graded references)
 
         verdicts = verify_all(
             self.tasks, {i.prompt.id: i.prompt for i in items}, {i.sample_id: (i.prompt.id, i.response) for i in items}

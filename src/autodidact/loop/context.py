@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autodidact.config import JudgeConfig, RunConfig
 from autodidact import embeddings
+from autodidact.config import JudgeConfig, RunConfig
 from autodidact.embeddings import Embedder
 from autodidact.engines import Closes, Engine, ServesCheckpoints, TokenCounter
 from autodidact.engines.serving import build_policy_engine
 from autodidact.errors import AutodidactError
 from autodidact.evaluation import heldout_judge
 from autodidact.judges import Judge, build_judge
+from autodidact.judges.direct import DirectScoreJudge
 from autodidact.judges.external import judge_engine
 from autodidact.monitors import Monitor, build_monitors
 from autodidact.store import RunStore
@@ -159,7 +160,6 @@ def _reference_judge(config: RunConfig, engine_for) -> Judge | None:
     spec = config.monitors.reward_hacking.reference_judge
     if spec is None or not config.monitors.enabled:
         return None
-    from autodidact.judges.direct import DirectScoreJudge
 
     j = config.judge.model_copy(update={"model": spec})
     try:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from autodidact.compat.transformers import gguf_tensor_processors
 from autodidact.errors import AutodidactError
 from autodidact.models import bundled_gguf
 
@@ -123,8 +124,6 @@ def write_gguf(model: Any, source: Path, out: Path, dtype: str = "float16") -> P
             or a tensor that would not load back into the same weights.
     """
     import gguf
-
-    from autodidact.compat.transformers import gguf_tensor_processors
 
     processors, default_processor = gguf_tensor_processors()
 

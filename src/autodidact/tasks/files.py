@@ -18,7 +18,6 @@ from typing import Any, NamedTuple
 
 from autodidact.config import FileSourceConfig
 from autodidact.errors import AutodidactError
-from autodidact.verifiers import BUILTINS, load_program
 from autodidact.records import Message, Prompt, Split
 from autodidact.tasks.row_checks import (
     RowErrors,
@@ -31,6 +30,7 @@ from autodidact.tasks.row_checks import (
     shown,
     split_heldout,
 )
+from autodidact.verifiers import BUILTINS, load_program
 
 logger = logging.getLogger(__name__)
 

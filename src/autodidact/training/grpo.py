@@ -39,7 +39,7 @@ from autodidact.config import GenerationConfig, TrainingConfig
 from autodidact.errors import AutodidactError
 from autodidact.records import Prompt
 from autodidact.tracking import TrainerReport
-from autodidact.training.trainer import TRLMethod, TrainResult, train_with
+from autodidact.training.trainer import TrainResult, TRLMethod, train_with
 
 log = logging.getLogger(__name__)
 

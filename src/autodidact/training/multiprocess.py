@@ -54,8 +54,12 @@ from pathlib import Path
 
 from autodidact.config import RunConfig, TrainingConfig
 from autodidact.errors import AutodidactError
+from autodidact.models import resolve_model
 from autodidact.records import PreferencePair, SFTExample
 from autodidact.tracking import TrainerReport
+from autodidact.training.dpo import train_dpo
+from autodidact.training.policy import restore_policy
+from autodidact.training.sft import train_sft
 from autodidact.training.trainer import TrainResult
 
 log = logging.getLogger(__name__)
@@ -138,8 +142,6 @@ def train_multiprocess(
         AutodidactError: a config the launch cannot work with (before anything starts), or a worker that
             failed (its error, and what to do).
     """
-    from autodidact.training.dpo import train_dpo
-    from autodidact.training.sft import train_sft
 
     start = time.perf_counter()
     if training.method not in METHODS:
@@ -161,7 +163,6 @@ def train_multiprocess(
         returncode, tail = _run_workers([*command, str(job.root)], env)
         if returncode != 0 or not job.result.is_file():
             raise _worker_failure(job, returncode, tail)
-        from autodidact.training.policy import restore_policy
 
         restore_policy(policy, config.model_copy(update={"training": training}), str(job.trained))
         result = TrainResult(**json.loads(job.result.read_text(encoding="utf-8")))
@@ -289,7 +290,6 @@ def _free_port() -> int:
 
 
 def _write_job(job: JobFolder, config, policy, tokenizer, data, training, seed, device, report) -> None:
-    from autodidact.models import resolve_model
 
     with job.data.open("w", encoding="utf-8") as out:
         for record in data:

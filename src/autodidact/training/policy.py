@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from autodidact.config import RunConfig, TrainingConfig
+from autodidact.models import load_model
 
 
 def load_policy(config: RunConfig, checkpoint: str | None):
@@ -40,7 +41,6 @@ def policy_from(base: str | None, checkpoint: str | None, training: TrainingConf
         device: where the weights go.
         seed: draws the fresh adapter (LoRA, no checkpoint).
     """
-    from autodidact.models import load_model
 
     if checkpoint is None:
         model, tokenizer = load_model(base, dtype, device)
@@ -148,7 +148,6 @@ def restore_policy(policy, config: RunConfig, checkpoint: str | None) -> None:
 
     with torch.no_grad():
         if config.training.finetune == "full":
-            from autodidact.models import load_model
 
             source, _ = load_model(checkpoint or config.model.name, config.model.dtype, config.model.device)
             policy.load_state_dict(source.state_dict())

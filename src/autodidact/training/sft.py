@@ -15,7 +15,7 @@ from autodidact.config import TrainingConfig
 from autodidact.records import SFTExample
 from autodidact.tracking import TrainerReport
 from autodidact.training.policy import init_adapters, prepare_policy
-from autodidact.training.trainer import TRLMethod, TrainResult, train_with
+from autodidact.training.trainer import TrainResult, TRLMethod, train_with
 
 # Re-exported: the loop and older callers import these from here.
 __all__ = ["forward_kept", "init_adapters", "prepare_policy", "train_sft"]

@@ -18,9 +18,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autodidact.compat.datasets import shared_from_list
+from autodidact.config import TrainingConfig
 from autodidact.errors import AutodidactError
+from autodidact.progress import set_quiet
+from autodidact.records import PreferencePair, SFTExample
 from autodidact.tracking import TrainerReport
+from autodidact.training.dpo import train_dpo
 from autodidact.training.multiprocess import JobFolder
+from autodidact.training.policy import policy_from
+from autodidact.training.sft import train_sft
 
 
 @dataclass(frozen=True)
@@ -58,14 +65,6 @@ def main(argv: list[str] | None = None) -> int:
 def train(job: JobFolder, rank: int) -> None:
     """Rebuild the policy, train it on the job's data, save it (main process) with the `TrainResult`."""
     from accelerate import PartialState
-
-    from autodidact.compat.datasets import shared_from_list
-    from autodidact.config import TrainingConfig
-    from autodidact.progress import set_quiet
-    from autodidact.records import PreferencePair, SFTExample
-    from autodidact.training.dpo import train_dpo
-    from autodidact.training.policy import policy_from
-    from autodidact.training.sft import train_sft
 
     spec = json.loads(job.job.read_text(encoding="utf-8"))
     if rank != 0:

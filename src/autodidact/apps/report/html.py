@@ -19,8 +19,8 @@ from typing import Any
 import jinja2
 import yaml
 
-from autodidact.records import Judgment
 from autodidact.apps.report import plots
+from autodidact.records import Judgment
 from autodidact.store import RunStore
 
 # Overall metrics in table order; any other metric found in the store follows them.

@@ -17,10 +17,10 @@ import uvicorn
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from autodidact.records import Rating, ReviewItem
-from autodidact.review.agreement import PAIR_LABELS, agreement, check_rating, update_agreement
 from autodidact.apps.review.guard import ReviewGuard, check_serving
 from autodidact.apps.review.rundir import open_store, store_path
+from autodidact.records import Rating, ReviewItem
+from autodidact.review.agreement import PAIR_LABELS, agreement, check_rating, update_agreement
 from autodidact.store import RunStore
 
 # Autoescape on: prompts and responses are model output and must reach the page as text, never as HTML.

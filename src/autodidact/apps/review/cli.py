@@ -6,12 +6,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from autodidact.errors import AutodidactError
-from autodidact.review.agreement import agreement
 from autodidact.apps.review.guard import check_serving
-from autodidact.review.importer import import_ratings
 from autodidact.apps.review.rundir import min_ratings_of, open_store, saved_config
 from autodidact.apps.review.terminal import review_in_terminal
+from autodidact.errors import AutodidactError
+from autodidact.review.agreement import agreement
+from autodidact.review.importer import import_ratings
 from autodidact.store import RunStore
 from autodidact.tracking import agreement_snapshot, require_tracker, run_tracker, send_agreement
 

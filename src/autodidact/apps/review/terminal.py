@@ -10,9 +10,9 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.text import Text
 
+from autodidact.apps.review.rundir import open_store
 from autodidact.records import Rating, ReviewItem
 from autodidact.review.agreement import PAIR_LABELS, check_rating, update_agreement
-from autodidact.apps.review.rundir import open_store
 from autodidact.store import RunStore
 
 _PAIR_KEYS = {"1": 1.0, "2": 0.0, "t": 0.5}

@@ -14,6 +14,7 @@ from autodidact.loop.stages.inputs import train_samples
 from autodidact.monitors import Evidence, check
 from autodidact.monitors.probes import diversity_probe, reference_score
 from autodidact.records import Alert, ReviewItem
+from autodidact.review import build_checkpoint
 from autodidact.store import RunStore
 from autodidact.tracking import iteration_payload
 
@@ -93,6 +94,5 @@ def review_items(ctx: RunContext, iteration: int) -> list[ReviewItem]:
     r = ctx.config.review
     if not r.every or iteration == 0 or iteration % r.every:
         return []
-    from autodidact.review import build_checkpoint
 
     return build_checkpoint(ctx.store, iteration, ctx.judge.name, r, ctx.judge.relative, seed=ctx.config.seed + iteration)
