@@ -61,8 +61,8 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 def build_tiny_model(path: Path) -> str:
-    """Save the tests' tiny random llama (tests/conftest.py's builders) with its tokenizer to `path`."""
-    spec = importlib.util.spec_from_file_location("_autodidact_test_models", ROOT / "tests" / "conftest.py")
+    """Save the tests' tiny random llama (tests/tiny_models.py's builders) with its tokenizer to `path`."""
+    spec = importlib.util.spec_from_file_location("_autodidact_test_models", ROOT / "tests" / "tiny_models.py")
     builders = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builders)
     tokenizer = builders.build_tokenizer()

@@ -180,7 +180,9 @@ def test_human_agreement_reaches_tensorboard_from_the_review_gate_and_an_import(
     review_command(run_dir, import_file=tmp_path / "r.csv", console=Console(file=io.StringIO()))
 
     events = _events(run_dir / "tracking")
-    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    # Sorted by step: the two writers' event files are read in name order, and a name ends in a per-process
+    # counter ("...pid.9" sorts after "...pid.10" once a test session has opened ten writers).
+    scalars = {tag: sorted((e.step, e.value) for e in events.Scalars(tag)) for tag in events.Tags()["scalars"]}
     assert scalars == {
         "review/human_ratings": [(1, 3.0), (2, 2.0)],
         "review/human_spearman": [(1, 1.0), (2, -1.0)],

@@ -297,7 +297,7 @@ def _run_examples(page: Path) -> list[str]:
 
 def test_python_run_examples_validate():
     examples = [(page, source) for page in DOC_PAGES for source in _run_examples(page)]
-    assert len(examples) >= 2  # the README and the quick start
+    assert any(page.name == "QUICKSTART.md" for page, _ in examples)  # the Python API's example (the README links it)
     for page, source in examples:
         try:
             validate_config(ast.literal_eval(source))

@@ -73,3 +73,12 @@ def test_example_yaml_lists_every_option_with_a_comment_and_loads_back():
                    for n in type(model).model_fields)
 
     assert len(comments) == count(RunConfig())
+
+
+def test_override_nested_deeper_than_pyyaml_can_parse_stays_text():
+    deep, parsable = "[" * 501 + "]" * 501, "[" * 300 + "]" * 300
+    assert parse_overrides([f"a={deep}"]) == {"a": deep}  # as after PyYAML's RecursionError (which it skips)
+    value = parse_overrides([f"a={parsable}"])["a"]
+    for _ in range(299):
+        value = value[0]
+    assert value == []

@@ -7,7 +7,7 @@ import torch
 
 from autodidact.engines.decoding import DecodeOptions, NucleusSampler, decode, plan_batches, sequence_seed
 from autodidact.models import load_model
-from conftest import FAMILIES
+from tiny_models import FAMILIES
 
 
 def _prompts(tokenizer) -> list[list[int]]:

@@ -25,7 +25,7 @@ from autodidact.config import validate_config
 from autodidact.engines import SamplingParams, ServesCheckpoints, TransformersEngine
 from autodidact.engines.vllm_engine import MISSING, VLLMEngine
 from autodidact.errors import AutodidactError
-from conftest import build_model, build_tokenizer
+from tiny_models import build_model, build_tokenizer
 
 USER = [{"role": "user", "content": "What is 2 + 2?"}]
 LONGER = [{"role": "user", "content": "What is 21 + 77? Answer with just the number."}]

@@ -132,7 +132,7 @@ def test_fence_leaves_ordinary_text_alone(text):
 
 
 def test_no_special_token_comes_from_the_judged_text():
-    from conftest import build_tokenizer
+    from tiny_models import build_tokenizer
 
     tokenizer = build_tokenizer()  # ChatML: <|im_start|>, <|im_end|> are special tokens
     special = set(tokenizer.all_special_ids)

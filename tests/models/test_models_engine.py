@@ -10,7 +10,7 @@ import torch
 from autodidact.engines import SamplingParams, TransformersEngine
 from autodidact.errors import AutodidactError
 from autodidact.models import load_model, resolve_model
-from conftest import FAMILIES
+from tiny_models import FAMILIES
 
 MESSAGES = [[{"role": "user", "content": "What is 2 + 3?"}], [{"role": "user", "content": "Rate the answer please."}]]
 

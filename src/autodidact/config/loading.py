@@ -57,6 +57,20 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+_MAX_FLOW_DEPTH = 500  # PyYAML composes a level of [ or { in 2 stack frames: deeper always exceeds 1000
+
+
+def _nested_too_deep(raw: str) -> bool:
+    """Whether unquoted `raw` opens more flow collections ([ or {) at once than PyYAML can parse."""
+    if "'" in raw or '"' in raw:
+        return False  # brackets inside quotes are text: leave it to the parser
+    depth = deepest = 0
+    for char in raw:
+        depth += (char in "[{") - (char in "]}")
+        deepest = max(deepest, depth)
+    return deepest > _MAX_FLOW_DEPTH
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """Turn `["a.b=3", "c=[x, y]"]` into a nested dict; values are parsed as YAML."""
     data: dict[str, Any] = {}
@@ -65,6 +79,8 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise AutodidactError(f"--set '{item}': expected key=value, e.g. --set stopping.max_iterations=2.")
         try:
+            if _nested_too_deep(raw):  # PyYAML would recurse to a RecursionError, ~1 s later: the same outcome
+                raise RecursionError
             value = yaml.safe_load(raw) if raw.strip() else None
         except (yaml.YAMLError, ValueError, RecursionError):
             # PyYAML raises ValueError for an impossible date and RecursionError for deep
