@@ -23,7 +23,7 @@ _FROM_LOOP = ("RunResult", "resume", "run")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_LOOP:
+    if name in _FROM_LOOP:  # the loop loads torch: `import autodidact` (and its config) must not
         import autodidact.loop
 
         return getattr(autodidact.loop, name)

@@ -69,6 +69,7 @@ def judge_engine(config: RunConfig, policy_engine: Engine, http_client: Any = No
 def server_engine(j: JudgeBase, http_client: Any = None) -> OpenAIEngine:
     """An `OpenAIEngine` for `judge.model` with `judge.server`'s settings, probed once so that a wrong
     URL, name or key fails now."""
+    # Imported here: the `openai` client loads only for a judge on a server (as `autodidact.engines` does).
     from autodidact.engines.openai_engine import OpenAIEngine, read_api_key
 
     s = j.server

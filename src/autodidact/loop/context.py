@@ -113,7 +113,7 @@ def build_context(config: RunConfig, run_dir: Path, store: RunStore, policy: tup
 def _policy_engine(config: RunConfig, model: Any, tokenizer: Any, last: tuple[int, str] | None) -> Engine:
     """The engine the policy generates and self-judges on: in-process, a server, vLLM, or Ray replicas."""
     if config.distributed.backend == "ray":
-        from autodidact.distributed import RayEngine
+        from autodidact.distributed import RayEngine  # Ray (an extra) only for a Ray run
 
         return RayEngine.from_config(config, tokenizer, checkpoint=last[1] if last else None)
     engine = build_policy_engine(config, model, tokenizer)

@@ -1,4 +1,4 @@
-"""Reading rows from user files, and the checks that row-based sources share.
+"""Reading rows from user files; the checks every row-based source shares are in `row_checks`.
 
 `read_rows` turns a .jsonl, .csv or .parquet file, a `datasets` directory or a
 hub dataset name into `(position, row)` pairs. A row that cannot be read (not
