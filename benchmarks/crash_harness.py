@@ -31,11 +31,8 @@ and every checkpoint file they load on a pipe (`--marker-fd`).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
 import json
 import os
-import random
 import select
 import shutil
 import signal
@@ -47,104 +44,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-HARNESS = Path(__file__).resolve()
-ITERATIONS = 2
-STAGES = ("generate", "judge", "select", "train", "evaluate", "monitor")  # autodidact.loop.stages.STAGES
-# The order in which a run commits its stages; iteration 0 evaluates the base model only.
-STAGE_ORDER = [(0, "evaluate"), (0, "monitor")] + [(it, s) for it in range(1, ITERATIONS + 1) for s in STAGES]
-CHECKPOINT_HOOKS = ("ckpt-torn", "ckpt-partial", "ckpt-renamed")
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+from crash_points import Kill, Point, plan_points
+from crash_run import ROOT, STAGE_ORDER, build_tiny_model, checkpoint_state, codes, compare, snapshot, tiny_run_config
 
-
-# --- the run under test ---------------------------------------------------------
-
-
-def build_tiny_model(path: Path) -> str:
-    """Save the tests' tiny random llama (tests/tiny_models.py's builders) with its tokenizer to `path`."""
-    spec = importlib.util.spec_from_file_location("_autodidact_test_models", ROOT / "tests" / "tiny_models.py")
-    builders = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builders)
-    tokenizer = builders.build_tokenizer()
-    model = builders.build_model("llama", len(tokenizer), tokenizer)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
-
-
-def tiny_run_config(model_dir: str, output_dir: Path, name: str, seed: int = 0) -> dict:
-    """tests/test_loop.py's tiny_config with a 2-prompt diversity probe and no embedder (fast)."""
-    return {
-        "name": name,
-        "output_dir": str(output_dir),
-        "seed": seed,
-        "model": {"name": model_dir, "dtype": "float32", "device": "cpu"},
-        "tasks": {"train_size": 6, "heldout_size": 4, "prompts_per_iteration": 3},
-        "generation": {"samples_per_prompt": 2, "max_new_tokens": 6},
-        "judge": {"batch_size": 8},
-        "training": {"lora_r": 2, "lora_alpha": 4, "batch_size": 4},
-        "evaluation": {"max_new_tokens": 6},
-        "stopping": {"max_iterations": ITERATIONS, "patience": 5},
-        "monitors": {"diversity": {"prompts": 2, "embedder": "none"}},
-    }
+CHILD = Path(__file__).resolve().parent / "crash_child.py"
 
 
 def child_env() -> dict[str, str]:
     return os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
-
-
-# --- kill points ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Kill:
-    """Where one process of a point is killed."""
-
-    kind: str  # "startup" | "stage" (both timed) | "hook" (the child kills itself)
-    iteration: int | None = None
-    stage: str | None = None
-    fraction: float = 0.0  # of the reference duration of the startup or stage
-    hook: str | None = None  # e.g. "train-step:2", "ckpt-torn:1", "before-commit:2:judge", "config-written"
-
-    def label(self) -> str:
-        if self.kind == "hook":
-            return self.hook
-        where = "startup" if self.kind == "startup" else f"{self.iteration}:{self.stage}"
-        return f"{where}@{self.fraction:.2f}"
-
-
-@dataclass
-class Point:
-    index: int
-    first: Kill
-    resume_kill: float | None = None  # kill the first resume too, at this fraction of the stage it redoes
-    then: list[Kill] = field(default_factory=list)  # or: these kills, one per resume, in this order
-
-
-def plan_points(n: int, seed: int) -> list[Point]:
-    """`n` kill points, stratified so that every stage is hit, fast ones included.
-
-    In order: one timed kill per stage kind (a random iteration of it), one
-    `before-commit` per stage kind (a stage of 20 ms is hard to hit by time,
-    its uncommitted end is not), every checkpoint window and `config-written`,
-    then the remaining timed strata; past those, timed kills at new fractions.
-    """
-    rng = random.Random(seed)
-    frac = lambda: round(rng.uniform(0.05, 0.95), 3)  # noqa: E731
-    timed = [Kill("startup", fraction=frac())] + [Kill("stage", it, s, frac()) for it, s in STAGE_ORDER]
-    first = [rng.choice([k for k in timed if (k.stage or "startup") == kind]) for kind in ("startup", *STAGES)]
-    commits = []
-    for kind in STAGES:
-        it = rng.choice([it for it, s in STAGE_ORDER if s == kind])
-        commits.append(Kill("hook", hook=f"before-commit:{it}:{kind}"))
-    windows = [Kill("hook", hook=f"{h}:{rng.choice(range(1, ITERATIONS + 1))}") for h in CHECKPOINT_HOOKS]
-    rest = [k for k in timed if k not in first]
-    rng.shuffle(rest)
-    ordered = first + commits + windows + [Kill("hook", hook="config-written")] + rest
-    while len(ordered) < n:
-        k = rng.choice(timed)
-        ordered.append(Kill(k.kind, k.iteration, k.stage, frac()))
-    return [Point(i, kill, frac() if rng.random() < 1 / 3 else None) for i, kill in enumerate(ordered[:n])]
 
 
 # --- one child process ---------------------------------------------------------------
@@ -168,7 +75,7 @@ class Attempt:
 def launch(mode: str, target: str, kill: Kill | None, work: Path, reference: dict | None, timeout: float) -> Attempt:
     """Run one child; SIGKILL it at `kill` (timed kills are timed here, hooked ones by the child)."""
     read_fd, write_fd = os.pipe()
-    command = [sys.executable, str(HARNESS), "--child", mode, target, "--marker-fd", str(write_fd)]
+    command = [sys.executable, str(CHILD), mode, target, "--marker-fd", str(write_fd)]
     if kill is not None and kill.kind == "hook":
         command += ["--hook", kill.hook]
     log = open(work / f"child-{time.monotonic_ns()}.log", "wb")
@@ -263,121 +170,6 @@ def in_progress(run_dir: Path) -> str:
         except sqlite3.OperationalError:  # killed before the schema was committed
             return "startup"
     return next((f"{it}:{s}" for it, s in STAGE_ORDER if (it, s) not in done), "finish")
-
-
-# --- what a finished run holds -------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _strip_seconds(info: str | None):
-    """A stage's info without its timings (the only thing that may differ between identical runs)."""
-    if info is None:
-        return None
-    return {k: v for k, v in json.loads(info).items() if "seconds" not in k}
-
-
-def checkpoint_state(path: Path) -> dict:
-    """Whether a checkpoint directory is complete (every file there and the weights readable), and its weights' hash."""
-    complete = path.is_dir() and ".tmp" not in path.name and all((path / f).is_file() for f in ADAPTER_FILES)
-    sha = None
-    if complete:
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path / "adapter_model.safetensors"), "pt") as f:
-                list(f.keys())
-            sha = _sha256(path / "adapter_model.safetensors")
-        except Exception:  # a torn file
-            complete = False
-    return {"complete": complete, "sha256": sha}
-
-
-def snapshot(run_dir: Path) -> dict:
-    """Everything the comparison needs from a finished run directory."""
-    with sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True) as conn:
-        q = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
-        tables = [r[0] for r in q("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        counts = {t: q(f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables}
-        keys = {
-            "prompts": q("SELECT id FROM prompts"),
-            "samples": q("SELECT id FROM samples"),
-            "judgments": q("SELECT sample_id, judge FROM judgments"),
-            "selections": q("SELECT iteration, sample_id FROM selections"),
-            "pairs": q("SELECT iteration, chosen_sample_id, rejected_sample_id FROM pairs"),
-            "metrics": q("SELECT iteration, name, task FROM metrics"),
-            "stages": q("SELECT iteration, stage FROM stages"),
-            "checkpoints": q("SELECT iteration FROM checkpoints"),
-            "alerts": q("SELECT iteration, monitor FROM alerts"),
-            "review_items": q("SELECT id FROM review_items"),
-        }
-        duplicates = {
-            "prompts": q("SELECT id FROM prompts GROUP BY id HAVING COUNT(*) > 1"),
-            "samples": q("SELECT id FROM samples GROUP BY id HAVING COUNT(*) > 1"),
-            "judgments": q("SELECT sample_id, judge FROM judgments GROUP BY sample_id, judge HAVING COUNT(*) > 1"),
-            "stages": q("SELECT iteration, stage FROM stages GROUP BY iteration, stage HAVING COUNT(*) > 1"),
-        }
-        metrics = q("SELECT iteration, name, task, value FROM metrics ORDER BY iteration, name, task")
-        checkpoint_rows = q("SELECT iteration, path, is_best FROM checkpoints ORDER BY iteration")
-        content = {t: sorted(map(repr, q(f"SELECT * FROM {t}"))) for t in tables if t not in ("stages", "checkpoints")}
-        content["stages"] = sorted(
-            repr((it, s, _strip_seconds(info))) for it, s, info in q("SELECT iteration, stage, info FROM stages")
-        )
-        content["checkpoints"] = [repr((it, Path(p).name, best)) for it, p, best in checkpoint_rows]
-    return {
-        "counts": counts,
-        "keys": {t: sorted(map(repr, rows)) for t, rows in keys.items()},
-        "duplicates": {t: len(rows) for t, rows in duplicates.items()},
-        "metrics": metrics,
-        "content": {t: hashlib.sha256("\n".join(rows).encode()).hexdigest() for t, rows in content.items()},
-        "checkpoints": {str(it): checkpoint_state(Path(p)) for it, p, _ in checkpoint_rows},
-        "tmp_leftovers": sorted(p.name for p in (run_dir / "checkpoints").glob("*.tmp*")),
-    }
-
-
-def compare(reference: dict, got: dict) -> list[str]:
-    """The ways a resumed run differs from the reference, each "code: detail"; empty when it is identical.
-
-    Codes: rows (a count differs: lost or extra rows), duplicates, keys (other rows than the reference's,
-    e.g. other samples selected), metrics, content (other values in some rows), checkpoint-incomplete,
-    checkpoint-differs (other weights than the reference's). `run_point` adds partial-load, loaded-differs,
-    stuck, error and unfinished.
-    """
-    problems = []
-    if got["counts"] != reference["counts"]:
-        diff = {t: (reference["counts"].get(t), n) for t, n in got["counts"].items() if reference["counts"].get(t) != n}
-        problems.append(f"rows: counts differ (reference, got) {diff}")
-    if any(got["duplicates"].values()):
-        problems.append(f"duplicates: {got['duplicates']}")
-    for table, keys in reference["keys"].items():
-        lost, extra = set(keys) - set(got["keys"][table]), set(got["keys"][table]) - set(keys)
-        if lost or extra:
-            problems.append(f"keys: {table} lacks {len(lost)} of the reference's rows and has {len(extra)} others")
-    if got["metrics"] != reference["metrics"]:
-        expected = {tuple(row[:3]): row[3] for row in reference["metrics"]}
-        values = {tuple(row[:3]): row[3] for row in got["metrics"]}
-        differ = {
-            k: (expected.get(k), values.get(k))
-            for k in expected.keys() | values.keys()
-            if expected.get(k, "absent") != values.get(k, "absent")
-        }
-        example = dict(sorted(differ.items())[:2])
-        problems.append(f"metrics: {len(differ)} of {len(expected)} differ (reference, got), e.g. {example}")
-    content = [t for t, h in got["content"].items() if reference["content"].get(t) != h]
-    if content:
-        problems.append(f"content: rows differ in {content}")
-    for it, state in got["checkpoints"].items():
-        if not state["complete"]:
-            problems.append(f"checkpoint-incomplete: iteration {it}")
-        elif state["sha256"] != reference["checkpoints"].get(it, {}).get("sha256"):
-            problems.append(f"checkpoint-differs: iteration {it}'s weights are not the reference's")
-    return problems
-
-
-def codes(problems: list[str]) -> str:
-    return ", ".join(dict.fromkeys(p.split(":", 1)[0] for p in problems))
 
 
 # --- the harness ------------------------------------------------------------------------------
@@ -520,12 +312,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill points and of the runs")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "crash.json")
     parser.add_argument("--work", type=Path, default=None, help="keep the run directories here (default: a temp dir)")
-    parser.add_argument("--child", nargs=2, metavar=("MODE", "TARGET"), help=argparse.SUPPRESS)
-    parser.add_argument("--marker-fd", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--hook", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        return child(*args.child, args.marker_fd, args.hook)
 
     from rich.console import Console
     from rich.table import Table
@@ -561,104 +348,6 @@ def main() -> None:
     tmp.replace(args.out)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
-
-
-# --- the child: a run or resume with markers and hooks ----------------------------------------
-
-
-def child(mode: str, target: str, marker_fd: int, hook: str | None) -> None:
-    """`autodidact.run` (mode 'run', target a JSON config) or `autodidact.resume` (target a run directory)."""
-    markers = os.fdopen(marker_fd, "w", buffering=1)
-    die = lambda: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
-    name, *where = (hook or "").split(":")
-
-    # Before anything imports them by name: peft binds safetensors' functions at import.
-    import safetensors.torch as st
-
-    original_load, original_save = st.load_file, st.save_file
-
-    def load_file(filename, *a, **kw):
-        path = Path(filename)
-        if "checkpoints" in path.parts:
-            state = checkpoint_state(path.parent)
-            markers.write("load " + json.dumps({"path": str(path), **state}) + "\n")
-        return original_load(filename, *a, **kw)
-
-    def save_file(tensors, filename, *a, **kw):
-        original_save(tensors, filename, *a, **kw)
-        if name == "ckpt-torn" and Path(filename).parent.name == f"iter-{where[0]}.tmp":
-            with open(filename, "r+b") as f:
-                f.truncate(os.path.getsize(filename) // 2)
-            die()
-
-    st.load_file, st.save_file = load_file, save_file
-
-    if name in ("ckpt-renamed", "config-written"):
-        original_rename = Path.rename
-        watched = f"iter-{where[0]}.tmp" if name == "ckpt-renamed" else "config.yaml.tmp"
-
-        def rename(self, target):
-            moved = original_rename(self, target)
-            if self.name == watched:
-                die()
-            return moved
-
-        Path.rename = rename
-    if name == "ckpt-partial":
-        from transformers import PreTrainedTokenizerBase
-
-        original_tokenizer_save = PreTrainedTokenizerBase.save_pretrained
-
-        def tokenizer_save(self, save_directory, *a, **kw):
-            if Path(save_directory).name == f"iter-{where[0]}.tmp":
-                die()
-            return original_tokenizer_save(self, save_directory, *a, **kw)
-
-        PreTrainedTokenizerBase.save_pretrained = tokenizer_save
-
-    import logging
-
-    import autodidact
-    from autodidact.store import RunStore
-
-    if name == "before-commit":
-        original_finish = RunStore.finish_stage
-
-        def finish_stage(self, iteration, stage, *a, **kw):
-            original_finish(self, iteration, stage, *a, **kw)
-            if (str(iteration), stage) == (where[0], where[1]):
-                die()  # the stage's rows and its mark are inserted; COMMIT never comes
-
-        RunStore.finish_stage = finish_stage
-
-    running = [None]  # the stage in progress, "it:stage"
-
-    class StageStarts(logging.Handler):
-        """The runner logs "iteration N: stage" as a stage that is not done yet starts: a marker."""
-
-        def emit(self, record):
-            if record.msg == "iteration %d: %s":
-                running[0] = "%d:%s" % record.args
-                markers.write(f"start {running[0]}\n")
-
-    runner_log = logging.getLogger("autodidact.loop.runner")
-    runner_log.setLevel(logging.INFO)
-    runner_log.addHandler(StageStarts(logging.INFO))
-
-    if name == "train-step":
-        from torch.optim.optimizer import register_optimizer_step_pre_hook
-
-        def step(optimizer, args, kwargs):
-            if running[0] == f"{where[0]}:train":
-                die()  # the first optimizer step: gradients computed, no weight updated yet
-
-        register_optimizer_step_pre_hook(step)
-
-    if mode == "run":
-        autodidact.run(json.loads(Path(target).read_text()))
-    else:
-        autodidact.resume(target)
-    markers.write("done\n")
 
 
 if __name__ == "__main__":

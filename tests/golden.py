@@ -25,24 +25,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SNAPSHOTS = HERE / "data" / "golden"
-ITERATIONS = 2
-
-
-def base_config(model_dir: str, output_dir: Path, name: str) -> dict:
-    """benchmarks/crash_harness.py's tiny run: 3 prompts x 2 samples of 6 tokens, 2 iterations."""
-    return {
-        "name": name,
-        "output_dir": str(output_dir),
-        "seed": 0,
-        "model": {"name": model_dir, "dtype": "float32", "device": "cpu"},
-        "tasks": {"train_size": 6, "heldout_size": 4, "prompts_per_iteration": 3},
-        "generation": {"samples_per_prompt": 2, "max_new_tokens": 6},
-        "judge": {"method": "direct", "batch_size": 8},
-        "training": {"lora_r": 2, "lora_alpha": 4, "batch_size": 4},
-        "evaluation": {"max_new_tokens": 6},
-        "stopping": {"max_iterations": ITERATIONS, "patience": 5},
-        "monitors": {"diversity": {"prompts": 2, "embedder": "none"}},
-    }
+sys.path.insert(0, str(HERE.parent / "benchmarks"))
+from crash_run import build_tiny_model, tiny_run_config  # noqa: E402  (the crash harness's tiny run, 2 iterations)
 
 
 def _with(config: dict, **sections: dict) -> dict:
@@ -62,7 +46,7 @@ VARIANTS: dict[str, dict] = {
 
 
 def config_for(variant: str, model_dir: str, output_dir: Path) -> dict:
-    return _with(base_config(model_dir, output_dir, variant), **VARIANTS[variant])
+    return _with(tiny_run_config(model_dir, output_dir, variant), **VARIANTS[variant])
 
 
 def _sha256(path: Path) -> str:
@@ -134,9 +118,6 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="re-take the snapshots")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
-    sys.path.insert(0, str(HERE.parent / "benchmarks"))
-    from crash_harness import build_tiny_model
-
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_model(Path(tmp) / "model")
         failed = 0

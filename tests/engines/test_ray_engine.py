@@ -56,17 +56,10 @@ def faulty_replica(fault_dir: str) -> type:
             return super().continuation_logprobs(prompts, continuations, batches, reference)
 
     return FaultyReplica
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread_like_the_replicas():
-    # Ray starts a 1-CPU actor with OMP_NUM_THREADS=1: a replica computes with one torch thread. The
-    # single-process engine here must too, or a matmul summed by two threads in another order differs by an ulp
-    # from the replica's (seen on a 2-core machine: -5.9658303 vs -5.9658298).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Ray starts a 1-CPU actor with OMP_NUM_THREADS=1, so a replica computes with one torch thread; the single-process
+# engine here must too, or a matmul summed by two threads in another order differs by an ulp from the replica's
+# (seen on a 2-core machine: -5.9658303 vs -5.9658298). The autouse fixture sets one thread for this module.
+from llama_server import one_torch_thread  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ loaded from its checkpoint.
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import sys
 import time
@@ -33,16 +32,14 @@ from autodidact.store import RunStore
 from autodidact.training import init_adapters, load_policy, save_checkpoint, train_sft
 from autodidact.training.faults import restore_policy
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "crash_harness.py"
-_spec = importlib.util.spec_from_file_location("crash_harness", _PATH)
-harness = importlib.util.module_from_spec(_spec)
-sys.modules["crash_harness"] = harness  # dataclasses look their module up
-_spec.loader.exec_module(harness)
-Kill = harness.Kill
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import crash_harness as harness  # noqa: E402  (benchmarks/: the harness, its kill points and its run)
+from crash_points import Kill, Point  # noqa: E402
+from crash_run import snapshot, tiny_run_config  # noqa: E402
 
 
 def _one_iteration(model_dir: str, out) -> dict:
-    config = harness.tiny_run_config(model_dir, out, "r")
+    config = tiny_run_config(model_dir, out, "r")
     config["stopping"]["max_iterations"] = 1
     return config
 
@@ -53,9 +50,9 @@ def reference(tiny_llama, tmp_path_factory):
     work = tmp_path_factory.mktemp("crash")
     torch.rand(11)  # as if another test had drawn from the global RNG
     start = time.perf_counter()
-    autodidact.run(harness.tiny_run_config(tiny_llama, work / "runs", "reference"))
+    autodidact.run(tiny_run_config(tiny_llama, work / "runs", "reference"))
     wall = time.perf_counter() - start
-    return work, {"wall_s": wall, "snapshot": harness.snapshot(work / "runs" / "reference")}
+    return work, {"wall_s": wall, "snapshot": snapshot(work / "runs" / "reference")}
 
 
 def test_killed_and_resumed_run_equals_the_unkilled_one(tiny_llama, reference):
@@ -71,7 +68,7 @@ def test_killed_and_resumed_run_equals_the_unkilled_one(tiny_llama, reference):
         Kill("hook", hook="train-step:2"),  # mid-training: in the first optimizer step of iteration 2
         Kill("hook", hook="before-commit:2:monitor"),  # the last stage of the run, after its last evaluation
     ]
-    point = harness.Point(0, kills[0], then=kills[1:])
+    point = Point(0, kills[0], then=kills[1:])
 
     result = harness.run_point(point, tiny_llama, work, ref, seed=0)
 
