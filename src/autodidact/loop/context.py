@@ -51,13 +51,10 @@ class RunContext:
     tasks: dict[str, Task]
     monitors: list[Monitor] = field(default_factory=list)
     tracker: Tracker = field(default_factory=NullTracker)  # the configured one while the runner runs
-    _embedder: list[Embedder | None] = field(default_factory=list, repr=False)  # [] until loaded
 
     def embedder(self) -> Embedder | None:
-        """The sentence embedder of the diversity monitor and near-duplicate removal, loaded once when needed."""
-        if not self._embedder:
-            self._embedder.append(_embedder(self.config))
-        return self._embedder[0]
+        """The sentence embedder of the diversity monitor and near-duplicate removal (`load_embedder` caches it)."""
+        return _embedder(self.config)
 
     def serve(self, checkpoint: str | None, iteration: int) -> None:
         """Hand an engine with its own copy of the weights (server, vLLM, Ray) the policy's current checkpoint."""

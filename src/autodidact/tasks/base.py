@@ -1,27 +1,27 @@
 """The `Task` protocol: where prompts come from and how answers are checked.
 
 Every task builds disjoint train and held-out prompts and grades a response.
-Five optional hooks let a task do more; the loop calls each one only where a
-task defines it:
+A task that can do more declares it by implementing one of the protocols
+below; the loop asks with `isinstance`, never by probing attributes:
 
-- `grow(engine, pool, avoid, iteration, seed) -> list[Prompt]`: new training
-  prompts for an iteration (self-written prompts); they are stored with the
+- `GrowsPrompts.grow(...) -> Grown`: new training prompts for an iteration
+  (self-written prompts) with its filter counts; they are stored with the
   iteration's samples.
-- `respond(engine, prompts, params, desc) -> list[list[Completion]]`: answer
-  the task's prompts in a way of its own (the document task's search tool),
-  in generation and in held-out evaluation alike.
-- `restore(prompts, seed)`: on resume, when the prompts are read from the
-  store and `build` is not called, rebuild what `build` made beside them
-  (the document task's search index) from the task's data, without writing
-  prompts again.
-- `Prompt.meta["deployed_response"]`: a reply already given in deployment
-  (logged conversations); it joins the generated samples as one more candidate.
-- `build_paraphrased(train_size, heldout_size, size, seed) -> list[Prompt]`:
-  a second held-out set (split "heldout_paraphrase") of problems neither split
-  of `build(train_size, heldout_size, seed)` holds, worded in phrasings the
-  training prompts never use, so a gain can be told apart from learning the
-  prompt templates. The built-in tasks have it; tasks from the user's data
-  (files, logs, self-written prompts, documents) do not, and get no such set.
+- `Responds.respond(...)`: answer the task's prompts in a way of its own (the
+  document task's search tool), in generation and in held-out evaluation alike.
+- `Restores.restore(prompts, seed)`: on resume, when the prompts are read from
+  the store and `build` is not called, rebuild what `build` made beside them
+  (the document task's search index) without writing prompts again.
+- `Paraphrases.build_paraphrased(...)`: a second held-out set (split
+  "heldout_paraphrase") of problems neither split of `build` holds, worded in
+  phrasings the training prompts never use, so a gain can be told apart from
+  learning the prompt templates. The built-in tasks have it; tasks from the
+  user's data (files, logs, self-written prompts, documents) do not.
+- `OffersSearch`: a `search` tool over the task's documents for online
+  training (GRPO).
+
+`Prompt.meta["deployed_response"]`, a reply already given in deployment
+(logged conversations), joins the generated samples as one more candidate.
 """
 
 from __future__ import annotations

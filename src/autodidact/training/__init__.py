@@ -4,7 +4,6 @@
 is the one skeleton that `sft`, `dpo` and `grpo` fill in.
 """
 
-from autodidact.compat.trl import forward_kept
 from autodidact.training.dpo import train_dpo
 from autodidact.training.grpo import train_grpo
 from autodidact.training.policy import init_adapters, load_policy, prepare_policy, save_checkpoint
@@ -15,7 +14,6 @@ from autodidact.training.trainer import TrainResult
 __all__ = [
     "RolloutRecorder",
     "TrainResult",
-    "forward_kept",
     "init_adapters",
     "load_policy",
     "prepare_policy",

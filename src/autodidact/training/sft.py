@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from autodidact.compat.trl import forward_kept, model_loss_on_cpu
+from autodidact.compat.trl import model_loss_on_cpu
 from autodidact.config import TrainingConfig
 from autodidact.records import SFTExample
 from autodidact.tracking import TrainerReport
-from autodidact.training.policy import init_adapters, prepare_policy
 from autodidact.training.trainer import TrainResult, TRLMethod, train_with
 
-# Re-exported: the loop and older callers import these from here.
-__all__ = ["forward_kept", "init_adapters", "prepare_policy", "train_sft"]
+__all__ = ["train_sft"]
 
 
 def train_sft(

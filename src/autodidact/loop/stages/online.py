@@ -22,7 +22,7 @@ from autodidact.loop.stages.train import Trained, checkpoint, learning_rate, ser
 from autodidact.records import Prompt
 from autodidact.store import RunStore
 from autodidact.tasks.base import OffersSearch
-from autodidact.training import RolloutRecorder, forward_kept, train_grpo
+from autodidact.training import RolloutRecorder, train_grpo
 from autodidact.training.faults import restore_policy
 from autodidact.training.trainer import TrainResult
 
@@ -75,7 +75,7 @@ class OnlineTrain:
         if search is not None:
             prompts = [search.tool_prompt(p) if p.task == search.name else p for p in prompts]
         slept = sleep_engine(ctx)
-        with ctx.tracker.training(iteration) as report, forward_kept(ctx.policy):
+        with ctx.tracker.training(iteration) as report:
             result = self.grpo(
                 ctx.policy, ctx.tokenizer, prompts, rollouts, t, g, seed,
                 temperature=g.temperature_at(iteration),

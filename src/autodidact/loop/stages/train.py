@@ -20,7 +20,7 @@ from autodidact.engines import Sleeps
 from autodidact.loop.context import RunContext
 from autodidact.records import Judgment, Sample
 from autodidact.store import RunStore
-from autodidact.training import TrainResult, forward_kept, save_checkpoint, train_dpo, train_sft
+from autodidact.training import TrainResult, save_checkpoint, train_dpo, train_sft
 from autodidact.training.faults import check_training
 from autodidact.training.multiprocess import train_multiprocess
 
@@ -85,9 +85,8 @@ class Train:
         t = ctx.config.training.model_copy(update={"learning_rate": learning_rate(ctx.config, ctx.store, iteration)})
         slept = sleep_engine(ctx)
         store = ctx.store
-        # The trainer's own logs (loss, learning rate) go to the tracker too. TRL leaves its fused-LM-head forward
-        # on the policy: `forward_kept` takes it off, so the trained policy computes as its checkpoint loaded would.
-        with ctx.tracker.training(iteration) as report, forward_kept(ctx.policy):
+        # The trainer's own logs (loss, learning rate) go to the tracker too.
+        with ctx.tracker.training(iteration) as report:
             if t.num_processes > 1:  # data parallel through `accelerate launch`; the weights come back into the policy
                 data = store.pairs(iteration) if t.method == "dpo" else store.selection(iteration)
                 result = train_multiprocess(ctx.config, ctx.policy, ctx.tokenizer, data, t, seed, ctx.run_dir, report=report)
