@@ -19,7 +19,7 @@ def config(policy_dir: str, out, **judge):
         "name": "ext",
         "output_dir": str(out),
         "model": {"name": policy_dir, "dtype": "float32", "device": "cpu"},
-        "tasks": {"train_size": 6, "heldout_size": 2, "prompts_per_iteration": 3},
+        "tasks": {"train_size": 6, "heldout_size": 2, "prompts_per_iteration": 3, "min_heldout": 2},
         "generation": {"samples_per_prompt": 2, "max_new_tokens": 4},
         "judge": {"batch_size": 8, **judge},
         "training": {"lora_r": 2, "lora_alpha": 4, "batch_size": 4},

@@ -44,7 +44,7 @@ def tiny_program_run(model_dir: str, out, name: str, **judge) -> dict:
         "name": name,
         "output_dir": str(out),
         "model": {"name": model_dir, "dtype": "float32", "device": "cpu"},
-        "tasks": {"train_size": 6, "heldout_size": 2, "prompts_per_iteration": 3},
+        "tasks": {"train_size": 6, "heldout_size": 2, "prompts_per_iteration": 3, "min_heldout": 2},
         "generation": {"samples_per_prompt": 2, "max_new_tokens": 4},
         "judge": {"method": "program", "program": "tiny_grader:arithmetic_ungradable", **judge},
         "training": {"lora_r": 2, "lora_alpha": 4, "batch_size": 4},

@@ -38,7 +38,7 @@ def _cell(text: str) -> str:
 
 
 def _number(value: float) -> str:
-    return f"{value:g}"
+    return str(value) if isinstance(value, int) else f"{value:g}"  # an int bound exactly: 2147483647, not 2.14748e+09
 
 
 def _is_section(tp: Any) -> bool:
@@ -263,6 +263,9 @@ def reference_markdown() -> str:
         "`--set key=value` (the value is read as YAML, e.g. `--set judge.criteria=[correct,concise]`). An unknown",
         "key is an error, not ignored. A key left out takes the default shown here. Lists of sections",
         "(`tasks.sources`, `judge.members`) are written in YAML; `[]` after a key marks a field of each entry.",
+        "`--set` reaches an entry by its index: `--set tasks.sources.0.path=other.jsonl` changes the first source",
+        "of the config file. A config file holds one YAML document of at most 1 MB, each key once; its aliases",
+        "(`*name`) may stand for at most 100,000 values in all. Numbers are never written as true or false.",
         "",
         *contents,
     ]

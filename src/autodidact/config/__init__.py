@@ -15,7 +15,9 @@ errors become a one-line `AutodidactError` naming the field and the fix.
     training.py      generation, selection, training, evaluation, stopping
     monitors.py      monitors
     run.py           RunConfig, review, distributed
-    loading.py       load_config, parse_overrides, validate_config, to_yaml, example_yaml
+    yaml_safe.py     YAML within bounds: file size, alias expansion, duplicate keys refused
+    overrides.py     `--set` overrides: parsed, and merged over the file (list entries by index)
+    loading.py       load_config, read_config_file, validate_config, to_yaml, example_yaml
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ class JudgeBase(Section):
         "(one forward pass); 'generate': the score is parsed from generated text (for servers without "
         "log-probabilities). Also used by the direct judge that scores held-out answers for a relative judge.",
     )
-    batch_size: int = Field(16, ge=1, description="Judge prompts scored together in one forward pass.")
+    batch_size: int = Field(16, ge=1, le=1 << 16, description="Judge prompts scored together in one forward pass.")
     min_score_mass: float = Field(
         1e-4,
         ge=0.0,
@@ -81,7 +81,7 @@ class JudgeBase(Section):
 
 def _reasoning_tokens() -> Any:
     return Field(
-        96, ge=1, description="Token budget for the rubric judge's reasoning and the contrastive judge's explanation."
+        96, ge=1, le=8192, description="Token budget for the rubric judge's reasoning and the contrastive judge's explanation."
     )
 
 
@@ -114,7 +114,7 @@ class PairwiseJudgeConfig(JudgeBase):
         description="Which pairs of a prompt's samples are compared (each in both orders). 'round_robin': every "
         "pair, n(n-1)/2; 'cycle': each sample vs the next, n pairs; 'random_k': each sample vs pairwise_k random others.",
     )
-    pairwise_k: int = Field(2, ge=1, description="With schedule 'random_k': opponents per sample.")
+    pairwise_k: int = Field(2, ge=1, le=64, description="With schedule 'random_k': opponents per sample.")
     pairwise_aggregate: Literal["bradley_terry", "win_rate"] = Field(
         "bradley_terry",
         description="Per-sample score from the results (ties count half). 'bradley_terry': 10 x P(beating an "
@@ -211,10 +211,10 @@ class ProgramJudgeConfig(JudgeBase):
         "for json_keys, {timeout: 5, memory_mb: 512} for python_tests.",
     )
     program_timeout: float = Field(
-        10.0, gt=0.0, description="Seconds one verifier call may take; it is then killed and that judgment fails."
+        10.0, gt=0.0, le=86_400.0, description="Seconds one verifier call may take; it is then killed and that judgment fails."
     )
     program_memory_mb: int = Field(
-        2048, ge=0, description="Address-space limit of each verifier process in MiB (0 = none)."
+        2048, ge=0, le=1 << 20, description="Address-space limit of each verifier process in MiB (0 = none)."
     )
     program_network: bool = Field(
         False,

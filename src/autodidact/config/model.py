@@ -32,8 +32,8 @@ class VLLMConfig(Section):
     tensor_parallel_size: int = Field(
         1, ge=1, le=64, description="GPUs one vLLM engine spans (tensor parallelism), for models that do not fit one GPU."
     )
-    max_model_len: int | None = Field(None, ge=16, description="Longest sequence vLLM plans for (default: the model's).")
-    max_lora_rank: int = Field(64, ge=1, description="Largest LoRA rank vLLM reserves room for (>= training.lora_r).")
+    max_model_len: int | None = Field(None, ge=16, le=1 << 20, description="Longest sequence vLLM plans for (default: the model's).")
+    max_lora_rank: int = Field(64, ge=1, le=1024, description="Largest LoRA rank vLLM reserves room for (>= training.lora_r).")
     sleep_during_training: bool = Field(
         True, description="Put vLLM to sleep (weights and KV cache off the GPU) while the trainer runs."
     )

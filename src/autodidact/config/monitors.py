@@ -9,7 +9,7 @@ from autodidact.config.base import Section
 
 class RewardHackingConfig(Section):
     window: int = Field(
-        2, ge=1, description="Alert when the judge score rose while the held-out metric was flat or fell for this many iterations in a row."
+        2, ge=1, le=1000, description="Alert when the judge score rose while the held-out metric was flat or fell for this many iterations in a row."
     )
     tolerance: float = Field(
         0.0, ge=0.0, description="A held-out change at or below this counts as flat (0-1 scale of the held-out metric)."
@@ -38,7 +38,7 @@ class BiasConfig(Section):
 
 class DiversityConfig(Section):
     prompts: int = Field(
-        16, ge=0, description="Held-out prompts sampled every iteration to measure diversity (0 turns the probe off)."
+        16, ge=0, le=10_000, description="Held-out prompts sampled every iteration to measure diversity (0 turns the probe off)."
     )
     samples: int = Field(4, ge=2, le=64, description="Samples per probe prompt, at generation.temperature.")
     embedder: str = Field(
@@ -53,7 +53,7 @@ class DiversityConfig(Section):
 
 
 class ReturnsConfig(Section):
-    window: int = Field(3, ge=2, description="Iterations whose gains make the trend.")
+    window: int = Field(3, ge=2, le=1000, description="Iterations whose gains make the trend.")
     stop: bool = Field(False, description="Stop the run when gains are shrinking and below stopping.min_delta.")
 
 

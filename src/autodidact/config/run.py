@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from autodidact.config.base import Section
+from autodidact.config.base import MAX_SEED, Section
 from autodidact.config.judge import DirectRunJudgeConfig, JudgeConfig
 from autodidact.config.model import ModelConfig
 from autodidact.config.monitors import MonitorsConfig
@@ -24,9 +24,9 @@ from autodidact.errors import AutodidactError
 
 class ReviewConfig(Section):
     every: int = Field(
-        0, ge=0, description="Human validation checkpoint every this many iterations (0 = never); see `autodidact review`."
+        0, ge=0, le=1000, description="Human validation checkpoint every this many iterations (0 = never); see `autodidact review`."
     )
-    items: int = Field(12, ge=1, description="Judged items queued per checkpoint, stratified by judge score.")
+    items: int = Field(12, ge=1, le=10_000, description="Judged items queued per checkpoint, stratified by judge score.")
     kind: Literal["auto", "score", "pair"] = Field(
         "auto",
         description="'score': a person scores one response 0-10; 'pair': a person picks the better of two; "
@@ -42,7 +42,7 @@ class ReviewConfig(Section):
         description="Stop the run when human-judge agreement (Spearman for scores, Cohen's kappa for pairs) "
         "falls below this. Off when unset.",
     )
-    min_ratings: int = Field(5, ge=2, description="Ratings a checkpoint needs before its agreement counts.")
+    min_ratings: int = Field(5, ge=2, le=10_000, description="Ratings a checkpoint needs before its agreement counts.")
 
 
 class DistributedConfig(Section):
@@ -57,8 +57,8 @@ class DistributedConfig(Section):
         "a local cluster with distributed.workers workers.",
     )
     workers: int = Field(2, ge=1, le=1024, description="Engine replicas (Ray actors), one per worker.")
-    cpus_per_worker: float = Field(1.0, gt=0.0, description="CPUs Ray reserves for each replica.")
-    gpus_per_worker: float = Field(0.0, ge=0.0, description="GPUs Ray reserves for each replica.")
+    cpus_per_worker: float = Field(1.0, gt=0.0, le=1024.0, description="CPUs Ray reserves for each replica.")
+    gpus_per_worker: float = Field(0.0, ge=0.0, le=64.0, description="GPUs Ray reserves for each replica.")
     max_shard_retries: int = Field(
         2, ge=0, le=20, description="A shard whose worker dies is retried on another worker this many times."
     )
@@ -69,7 +69,7 @@ class RunConfig(Section):
 
     name: str | None = Field(None, description="Run name; the run directory is output_dir/name (default: a timestamp).")
     output_dir: str = Field("runs", description="Folder that holds run directories.")
-    seed: int = Field(0, ge=0, description="Seed for prompts, sampling and training.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed for prompts, sampling and training.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="Which model improves itself.")
     tasks: TasksConfig = Field(default_factory=TasksConfig, description="Where prompts come from.")
     generation: GenerationConfig = Field(default_factory=GenerationConfig, description="Sampling of training samples.")

@@ -14,11 +14,11 @@ from autodidact.errors import unknown_name
 class SourceBase(Section):
     name: str = Field(..., min_length=1, description="Task name (unique in the run); prefixes prompt ids.")
     weight: float = Field(
-        1.0, gt=0.0, description="Share of tasks.prompts_per_iteration drawn from this source each iteration (x weight)."
+        1.0, gt=0.0, le=1000.0, description="Share of tasks.prompts_per_iteration drawn from this source each iteration (x weight)."
     )
     heldout_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Share of items held out for evaluation.")
     max_bad_rows: int = Field(
-        10, ge=0, description="Malformed rows skipped (and counted) before the source is refused with an error."
+        10, ge=0, le=10**9, description="Malformed rows skipped (and counted) before the source is refused with an error."
     )
 
     @field_validator("name")
@@ -56,9 +56,9 @@ class SelfInstructSourceConfig(SourceBase):
     name: str = Field("self_instruct", min_length=1, description="Task name (unique in the run); prefixes prompt ids.")
     seeds: list[str] = Field(default_factory=list, description="Seed prompts the model imitates.")
     seeds_path: str | None = Field(None, description="A .txt (one prompt per line) or .jsonl file ('prompt') of seed prompts.")
-    per_iteration: int = Field(32, ge=1, description="New prompts the model writes each iteration.")
-    max_pool: int = Field(500, ge=1, description="The pool of written prompts stops growing at this size.")
-    examples_per_request: int = Field(3, ge=1, description="Seed or pool prompts shown in each writing request.")
+    per_iteration: int = Field(32, ge=1, le=100_000, description="New prompts the model writes each iteration.")
+    max_pool: int = Field(500, ge=1, le=10**7, description="The pool of written prompts stops growing at this size.")
+    examples_per_request: int = Field(3, ge=1, le=100, description="Seed or pool prompts shown in each writing request.")
     dedup_similarity: float = Field(
         0.9, gt=0.0, le=1.0, description="A written prompt this cosine-similar to one in the pool or held out is dropped."
     )
@@ -68,16 +68,16 @@ class DocumentsSourceConfig(SourceBase):
     type: Literal["documents"] = "documents"
     name: str = Field("documents", min_length=1, description="Task name (unique in the run); prefixes prompt ids.")
     path: str = Field(..., description="A folder of .md / .txt files (or one file).")
-    chunk_chars: int = Field(1200, ge=100, description="Chunk length in characters.")
-    overlap_chars: int = Field(200, ge=0, description="Characters shared by consecutive chunks.")
-    max_chunks: int | None = Field(None, ge=1, description="Use at most this many chunks (evenly spread).")
-    questions_per_chunk: int = Field(2, ge=1, description="Question/answer pairs the model writes per chunk.")
+    chunk_chars: int = Field(1200, ge=100, le=10**7, description="Chunk length in characters.")
+    overlap_chars: int = Field(200, ge=0, le=10**7, description="Characters shared by consecutive chunks.")
+    max_chunks: int | None = Field(None, ge=1, le=10**7, description="Use at most this many chunks (evenly spread).")
+    questions_per_chunk: int = Field(2, ge=1, le=100, description="Question/answer pairs the model writes per chunk.")
     qa_prompt: str | None = Field(
         None, description="Prompt that asks for question/answer pairs; must contain {chunk} and {n} (default: built in)."
     )
     search: bool = Field(True, description="Answer with a search(query) tool over the chunks, not from memory.")
-    search_top_k: int = Field(2, ge=1, description="Chunks a search call returns.")
-    max_turns: int = Field(2, ge=1, description="Search calls allowed before the answer must be given.")
+    search_top_k: int = Field(2, ge=1, le=100, description="Chunks a search call returns.")
+    max_turns: int = Field(2, ge=1, le=100, description="Search calls allowed before the answer must be given.")
     search_first: bool = Field(
         False,
         description="Run the question itself as the first search, so every answer starts from the results (for "
@@ -97,6 +97,11 @@ class LogsSourceConfig(SourceBase):
 SourceConfig = Annotated[
     FileSourceConfig | SelfInstructSourceConfig | DocumentsSourceConfig | LogsSourceConfig, Field(discriminator="type")
 ]
+# The union's tags: pydantic puts the entry's type in an error's location (tasks.sources.0.file.path).
+SOURCE_TYPES = tuple(
+    cls.model_fields["type"].default
+    for cls in (FileSourceConfig, SelfInstructSourceConfig, DocumentsSourceConfig, LogsSourceConfig)
+)
 
 
 class TasksConfig(Section):
@@ -108,18 +113,26 @@ class TasksConfig(Section):
         default_factory=list,
         description="More task sources, each {type: file | self_instruct | documents | logs, name, ...}; see docs/TASKS.md.",
     )
-    train_size: int = Field(200, ge=1, description="Training prompts drawn per built-in task (the pool).")
-    heldout_size: int = Field(48, ge=1, description="Held-out prompts per built-in task, never trained on.")
+    train_size: int = Field(200, ge=1, le=10**9, description="Training prompts drawn per built-in task (the pool).")
+    heldout_size: int = Field(48, ge=1, le=10**6, description="Held-out prompts per built-in task, never trained on.")
     paraphrase_heldout_size: int | None = Field(
         None,
         ge=0,
+        le=10**6,
         description="Prompts per built-in task in a second held-out set, worded in phrasings the training prompts "
         "never use (problems disjoint from train and held-out), graded every iteration as paraphrase_pass_rate "
         "so a gain can be told apart from learning the prompt templates. Unset: tasks.heldout_size; 0 turns it "
         "off. Tasks from sources have none.",
     )
     prompts_per_iteration: int = Field(
-        24, ge=1, description="Training prompts per task used in each iteration (times a source's weight)."
+        24, ge=1, le=10**6, description="Training prompts per task used in each iteration (times a source's weight)."
+    )
+    min_heldout: int = Field(
+        4,
+        ge=0,
+        le=1_000_000,
+        description="A new run stops before any work when a task or source holds out fewer prompts than this: "
+        "too few to measure it. 0 lets a task with no held-out prompts train unmeasured.",
     )
 
     @field_validator("names")
@@ -157,6 +170,7 @@ __all__ = [
     "DocumentsSourceConfig",
     "FileSourceConfig",
     "LogsSourceConfig",
+    "SOURCE_TYPES",
     "SelfInstructSourceConfig",
     "SourceBase",
     "SourceConfig",

@@ -14,7 +14,7 @@ class GenerationConfig(Section):
     temperature: float = Field(0.8, ge=0.0, le=5.0, description="Sampling temperature (0 = greedy).")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
     max_new_tokens: int = Field(64, ge=1, le=8192, description="Longest response, in tokens.")
-    batch_size: int = Field(256, ge=1, description="Sequences (prompts x samples) decoded together; larger is faster on CPU up to memory.")
+    batch_size: int = Field(256, ge=1, le=1 << 16, description="Sequences (prompts x samples) decoded together; larger is faster on CPU up to memory.")
     temperature_schedule: list[float] | None = Field(
         None,
         description="Temperature per training iteration (entry i-1 for iteration i, the last entry repeated "
@@ -39,7 +39,7 @@ class SelectionConfig(Section):
     strategy: Literal["top_k", "threshold"] = Field(
         "top_k", description="'top_k': the best k samples per prompt; 'threshold': every sample scoring >= min_score."
     )
-    top_k: int = Field(1, ge=1, description="Samples kept per prompt with strategy 'top_k'.")
+    top_k: int = Field(1, ge=1, le=64, description="Samples kept per prompt with strategy 'top_k'.")
     min_score: float | None = Field(
         None, ge=0.0, le=10.0, description="Absolute score floor (0-10); applies to both strategies when set."
     )
@@ -81,17 +81,17 @@ class TrainingConfig(Section):
         "online RL (TRL GRPOTrainer) over the iteration's prompts, the judge's score as the reward.",
     )
     finetune: Literal["lora", "full"] = Field("lora", description="LoRA adapters (PEFT) or full fine-tuning.")
-    lora_r: int = Field(16, ge=1, description="LoRA rank.")
-    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, le=1 << 16, description="LoRA scaling numerator (scale = alpha / r).")
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA path.")
     target_modules: str | list[str] = Field(
         "all-linear", description="Modules that get LoRA adapters ('all-linear' or a list of names)."
     )
     learning_rate: float = Field(2e-4, gt=0.0, le=1.0, description="Peak learning rate.")
-    epochs: float = Field(1.0, gt=0.0, description="Passes over each iteration's selected samples.")
-    batch_size: int = Field(8, ge=1, description="Examples per optimizer step (per device).")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches accumulated per optimizer step.")
-    max_length: int = Field(512, ge=16, description="Longest training sequence (prompt + response), in tokens.")
+    epochs: float = Field(1.0, gt=0.0, le=1000.0, description="Passes over each iteration's selected samples.")
+    batch_size: int = Field(8, ge=1, le=1 << 16, description="Examples per optimizer step (per device).")
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1 << 16, description="Batches accumulated per optimizer step.")
+    max_length: int = Field(512, ge=16, le=1 << 20, description="Longest training sequence (prompt + response), in tokens.")
     gradient_checkpointing: bool = Field(
         False,
         description="Recompute activations in the backward pass: less memory, ~1.5x the compute. "
@@ -100,6 +100,7 @@ class TrainingConfig(Section):
     dpo_beta: float = Field(
         0.1,
         gt=0.0,
+        le=100.0,
         description="With method 'dpo': how strongly the policy is held to the reference model (higher = closer).",
     )
     on_fault: Literal["retry", "stop"] = Field(
@@ -108,13 +109,14 @@ class TrainingConfig(Section):
         "stopping.max_metric_drop) the iteration is rolled back to the previous checkpoint; then 'retry' "
         "trains it again with a lower learning rate, 'stop' ends the run.",
     )
-    max_retries: int = Field(2, ge=0, description="With on_fault 'retry': retries per iteration before the run stops.")
+    max_retries: int = Field(2, ge=0, le=100, description="With on_fault 'retry': retries per iteration before the run stops.")
     retry_lr_factor: float = Field(
         0.5, gt=0.0, lt=1.0, description="With on_fault 'retry': each retry multiplies the learning rate by this."
     )
     num_processes: int = Field(
         1,
         ge=1,
+        le=1024,
         description="Training processes (data parallel through `accelerate launch`): 1 trains in this process; "
         "more run DDP (gloo on CPU, NCCL on GPUs), with training.batch_size per process.",
     )
@@ -126,13 +128,13 @@ class TrainingConfig(Section):
 
 
 class EvaluationConfig(Section):
-    max_new_tokens: int = Field(64, ge=1, description="Longest held-out response, in tokens (greedy decoding).")
+    max_new_tokens: int = Field(64, ge=1, le=8192, description="Longest held-out response, in tokens (greedy decoding).")
     judge_heldout: bool = Field(True, description="Also score held-out responses with the self-judge.")
 
 
 class StoppingConfig(Section):
     max_iterations: int = Field(3, ge=1, le=1000, description="Training iterations (iteration 0 is the base model).")
-    patience: int = Field(2, ge=1, description="Stop after this many iterations without enough improvement.")
+    patience: int = Field(2, ge=1, le=1000, description="Stop after this many iterations without enough improvement.")
     min_delta: float = Field(
         0.01, ge=0.0, description="Smallest gain in the held-out metric that counts as improvement."
     )

@@ -51,7 +51,7 @@ def judge_engine(config: RunConfig, policy_engine: Engine, http_client: Any = No
     else:
 
         try:
-            model, tokenizer = load_model(j.model, dtype=config.model.dtype, device=config.model.device)
+            model, tokenizer = load_model(j.model, config.model.dtype, config.model.device, field="judge.model")
         except AutodidactError as exc:
             raise AutodidactError(f"judge.model: {exc}") from None
         model.requires_grad_(False)
@@ -99,7 +99,7 @@ def _chat_tokenizer(spec: str):
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model(spec))
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(spec, "judge.server.tokenizer"))
     except AutodidactError as exc:
         raise AutodidactError(f"judge.server.tokenizer: {exc}") from None
     except Exception as exc:

