@@ -88,7 +88,7 @@ def child(mode: str, target: str, marker_fd: int, hook: str | None) -> None:
     running = [None]  # the stage in progress, "it:stage"
 
     class StageStarts(logging.Handler):
-        """The runner logs "iteration N: stage" as a stage that is not done yet starts: a marker."""
+        """The runner logs "iteration N: stage" (at DEBUG) as a stage that is not done yet starts: a marker."""
 
         def emit(self, record):
             if record.msg == "iteration %d: %s":
@@ -96,8 +96,8 @@ def child(mode: str, target: str, marker_fd: int, hook: str | None) -> None:
                 markers.write(f"start {running[0]}\n")
 
     runner_log = logging.getLogger("autodidact.loop.runner")
-    runner_log.setLevel(logging.INFO)
-    runner_log.addHandler(StageStarts(logging.INFO))
+    runner_log.setLevel(logging.DEBUG)
+    runner_log.addHandler(StageStarts(logging.DEBUG))
 
     if name == "train-step":
         from torch.optim.optimizer import register_optimizer_step_pre_hook

@@ -233,7 +233,7 @@ def run_point(point: Point, model_dir: str, work: Path, reference: dict, seed: i
             break
         attempt.landed = in_progress(run_dir)
         for it, state in _checkpoint_rows(run_dir):  # what the store references after a kill must be whole
-            if not checkpoint_state(Path(state)).get("complete"):
+            if not checkpoint_state(run_dir / state).get("complete"):  # stored relative to the run
                 problems.append(f"checkpoint-incomplete: after a kill the store references iteration {it}'s")
         kill = None
         if len(attempts) <= len(point.then):

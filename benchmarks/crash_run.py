@@ -120,7 +120,7 @@ def snapshot(run_dir: Path) -> dict:
         "duplicates": {t: len(rows) for t, rows in duplicates.items()},
         "metrics": metrics,
         "content": {t: hashlib.sha256("\n".join(rows).encode()).hexdigest() for t, rows in content.items()},
-        "checkpoints": {str(it): checkpoint_state(Path(p)) for it, p, _ in checkpoint_rows},
+        "checkpoints": {str(it): checkpoint_state(run_dir / p) for it, p, _ in checkpoint_rows},  # p: relative
         "tmp_leftovers": sorted(p.name for p in (run_dir / "checkpoints").glob("*.tmp*")),
     }
 

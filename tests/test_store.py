@@ -167,27 +167,58 @@ def test_stages(store: RunStore) -> None:
     assert store.stage_seconds(0)["generate"] == 12.5
 
 
-def test_checkpoints_and_set_best_keeps_exactly_one(store: RunStore) -> None:
+def test_checkpoints_and_set_best_keeps_exactly_one(store: RunStore, tmp_path: Path) -> None:
     assert store.last_checkpoint() is None and store.best_checkpoint() is None
     with store.transaction():
         for it in (1, 3, 2):
-            store.add_checkpoint(it, f"/ckpt/{it}")
-    assert store.checkpoint(2) == "/ckpt/2"
+            store.add_checkpoint(it, f"checkpoints/iter-{it}")
+    assert store.checkpoint(2) == str(tmp_path / "checkpoints" / "iter-2")
     assert store.checkpoint(9) is None
-    assert store.last_checkpoint() == (3, "/ckpt/3")
+    assert store.last_checkpoint() == (3, str(tmp_path / "checkpoints" / "iter-3"))
     for best in (2, 1, 1, 3):
         with store.transaction():
             store.set_best(best)
-        assert store.best_checkpoint() == (best, f"/ckpt/{best}")
+        assert store.best_checkpoint() == (best, str(tmp_path / "checkpoints" / f"iter-{best}"))
         assert store._conn.execute("SELECT COUNT(*) FROM checkpoints WHERE is_best = 1").fetchone()[0] == 1
     with pytest.raises(KeyError):
         with store.transaction():
             store.set_best(7)
-    assert store.best_checkpoint() == (3, "/ckpt/3")
+    assert store.best_checkpoint()[0] == 3
     with pytest.raises(sqlite3.IntegrityError):
         with store.transaction():
-            store.add_checkpoint(1, "/other")
-    assert store.checkpoint(1) == "/ckpt/1"
+            store.add_checkpoint(1, "checkpoints/other")
+    assert store.checkpoint(1) == str(tmp_path / "checkpoints" / "iter-1")
+
+
+def test_checkpoint_paths_are_stored_relative_to_the_run_directory(tmp_path: Path, monkeypatch) -> None:
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    with RunStore(Path("runs/r/run.sqlite")) as s, s.transaction():
+        s.add_checkpoint(1, run / "checkpoints" / "iter-1")  # absolute, inside the run
+        s.add_checkpoint(2, Path("runs/r/checkpoints/iter-2"))  # relative to the working directory, as the loop has it
+        s.add_checkpoint(3, "checkpoints/iter-3")  # relative to the run directory
+        with pytest.raises(ValueError, match="outside the run directory"):
+            s.add_checkpoint(4, tmp_path / "elsewhere" / "iter-4")
+    stored = sqlite3.connect(run / "run.sqlite").execute("SELECT path FROM checkpoints ORDER BY iteration").fetchall()
+    assert [row[0] for row in stored] == ["checkpoints/iter-1", "checkpoints/iter-2", "checkpoints/iter-3"]
+
+
+def test_a_moved_run_resolves_its_checkpoints_in_its_new_place_and_old_absolute_paths_to_its_own(tmp_path) -> None:
+    (tmp_path / "a").mkdir()
+    with RunStore(tmp_path / "a" / "run.sqlite") as s:
+        with s.transaction():
+            s.add_checkpoint(1, "checkpoints/iter-1")
+            s.set_best(1)
+            # Written by an older autodidact: the absolute path of another folder (the run before it was copied).
+            s._write("INSERT INTO checkpoints (iteration, path, is_best) VALUES (?, ?, 0)",
+                     (2, "/old/place/runs/r/checkpoints/iter-2"))
+            s._write("INSERT INTO checkpoints (iteration, path, is_best) VALUES (?, ?, 0)", (3, "/old/odd-name"))
+    (tmp_path / "a").rename(tmp_path / "b")
+    with RunStore(tmp_path / "b" / "run.sqlite", read_only=True) as s:
+        assert s.best_checkpoint() == (1, str(tmp_path / "b" / "checkpoints" / "iter-1"))
+        assert s.checkpoint(2) == str(tmp_path / "b" / "checkpoints" / "iter-2")  # never /old/place/...
+        assert s.checkpoint(3) == "/old/odd-name"  # not a checkpoint folder of a run: left as it was
 
 
 @pytest.mark.parametrize(
@@ -200,7 +231,7 @@ def test_checkpoints_and_set_best_keeps_exactly_one(store: RunStore) -> None:
         lambda s: s.add_selection(0, [SFTExample("s1-0", "p1", P1.messages, "2", 1.0)]),
         lambda s: s.add_metrics(0, {"a": 1.0}),
         lambda s: s.finish_stage(0, "generate", 1.0),
-        lambda s: s.add_checkpoint(0, "/c"),
+        lambda s: s.add_checkpoint(0, "checkpoints/c"),
         lambda s: s.set_best(0),
     ],
 )
@@ -294,7 +325,7 @@ def test_reopen_sees_committed_data(tmp_path: Path) -> None:
             s.add_judgments([Judgment("s", "self", None, error="timeout")])
             s.add_metrics(0, {"accuracy": None, "mean": 0.5})
             s.finish_stage(0, "generate", 1.5, {"n": 1})
-            s.add_checkpoint(0, "/c0")
+            s.add_checkpoint(0, "checkpoints/iter-0")
             s.set_best(0)
         counts = s.counts()
     with RunStore(path) as s:
@@ -303,7 +334,7 @@ def test_reopen_sees_committed_data(tmp_path: Path) -> None:
         assert s.judgments(0) == [Judgment("s", "self", None, error="timeout")]
         assert s.metric(0, "accuracy") is None and s.metric(0, "mean") == 0.5
         assert s.stage_done(0, "generate") and s.stage_info(0, "generate") == {"n": 1}
-        assert s.best_checkpoint() == (0, "/c0")
+        assert s.best_checkpoint() == (0, str(tmp_path / "checkpoints" / "iter-0"))
         assert s.get_meta("schema_version") == str(SCHEMA_VERSION)
 
 
@@ -376,3 +407,98 @@ def test_a_store_from_before_the_origin_column_opens_with_each_samples_origin(tm
         with s.transaction():
             s.add_samples([Sample("it3-p-0", "p", 3, 0, "y", 1, origin="online")])
         assert s.sample("it3-p-0").origin == "online"
+
+
+# --- files and folders: read-only opens, locks, read-only folders ------------------------------------------
+
+
+def _immutable(path: Path) -> None:
+    """Make `path` read-only even for root (chattr +i); skip where the file system cannot."""
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+
+
+def _mutable(path: Path) -> None:
+    subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+
+
+def test_a_read_only_open_never_writes_and_reads_a_store_in_a_read_only_folder(filled: RunStore, tmp_path) -> None:
+    with filled.transaction():
+        filled.add_checkpoint(1, "checkpoints/iter-1")
+    filled.close()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    _immutable(tmp_path)
+    try:
+        with RunStore(tmp_path / "run.sqlite", read_only=True) as s:
+            assert [x.id for x in s.samples(0)] == ["s1-0", "s1-1", "s2-0", "s2-1", "s3-0"]
+            assert s.checkpoint(1) == str(tmp_path / "checkpoints" / "iter-1")
+            with pytest.raises(RuntimeError, match="read_only"), s.transaction():
+                s.set_meta("k", "v")
+        with pytest.raises(AutodidactError, match=rf"cannot write to run directory '{tmp_path}' \(read-only\); copy"):
+            RunStore(tmp_path / "run.sqlite")
+    finally:
+        _mutable(tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_read_only_open_of_an_older_store_upgrades_a_copy_in_memory(tmp_path: Path) -> None:
+    path = tmp_path / "run.sqlite"
+    with RunStore(path) as s:
+        s._conn.execute("DROP TABLE faults")  # a store from before training faults were recorded
+    before = path.read_bytes()
+    with RunStore(path, read_only=True) as s:
+        assert s.faults() == [] and s.counts()["faults"] == 0
+    assert path.read_bytes() == before
+    assert "faults" not in {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+
+
+def test_a_store_locked_by_another_process_is_one_line_naming_the_run(store: RunStore, tmp_path, monkeypatch) -> None:
+    import autodidact.store.connection as connection
+
+    monkeypatch.setattr(connection, "BUSY_SECONDS", 0.1)
+    other = sqlite3.connect(tmp_path / "run.sqlite", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        s = RunStore(tmp_path / "run.sqlite")
+        assert s.get_meta("schema_version") == str(SCHEMA_VERSION)  # WAL: reading goes on
+        with pytest.raises(AutodidactError) as caught, s.transaction():
+            s.set_meta("k", "v")
+        other.execute("ROLLBACK")  # the other process finished: trying again works, as the error says
+        with s.transaction():
+            s.set_meta("k", "v")
+        assert s.get_meta("k") == "v"
+    finally:
+        other.close()
+    assert str(caught.value) == (
+        f"run '{tmp_path}': its store run.sqlite is locked by another process (another autodidact command, a run, "
+        "resume or review, is using it); wait for it to finish or stop it, then try again."
+    )
+
+
+def test_a_full_disk_while_writing_the_store_is_one_line(tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        f"""
+        import resource, signal
+        from autodidact.errors import AutodidactError
+        from autodidact.records import Prompt
+        from autodidact.store import RunStore
+
+        s = RunStore({str(tmp_path / "run.sqlite")!r})
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+        try:
+            with s.transaction():
+                s.add_prompts([Prompt(f"p{{i}}", "t", "train", [{{"role": "user", "content": "x" * 1000}}])
+                               for i in range(500)])
+        except AutodidactError as exc:
+            print(exc)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == (
+        f"disk full (or a disk I/O error) while writing {tmp_path / 'run.sqlite'}; free space or choose another "
+        "output_dir."
+    ), proc.stderr
+    with RunStore(tmp_path / "run.sqlite") as s:
+        assert s.counts()["prompts"] == 0

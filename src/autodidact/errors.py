@@ -8,6 +8,7 @@ The CLI prints it without a traceback and exits with code 2.
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
@@ -23,3 +24,26 @@ def unknown_name(kind: str, name: str, known: Iterable[str], field: str | None =
     where = f"{field}: " if field else ""
     # !r: a name holding a line break must not split the one-line error.
     return AutodidactError(f"{where}unknown {kind} {name!r}. Choose one of: {', '.join(known)}.{hint}")
+
+
+# errno values that mean "no room": a full disk, a quota, a file-size limit (RLIMIT_FSIZE).
+_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def file_error(exc: OSError, fix: str, path: object = None) -> AutodidactError:
+    """A failed file or folder operation as one line: the path, what went wrong, and `fix` (what to do instead).
+
+    `path` is what was being written: named for a full disk (a write to an open file has no `filename`, and
+    a copy names its source), and where the exception names no file.
+    """
+    where = exc.filename if exc.filename is not None else path
+    if exc.errno in _FULL:
+        return AutodidactError(f"disk full while writing {path or where}; free space or {fix}.")
+    if exc.errno in _DENIED:
+        return AutodidactError(f"cannot write to {where} (read-only or permission denied); {fix}.")
+    if exc.errno == errno.ENOTDIR:
+        return AutodidactError(f"{where}: a file is in the way where a folder is expected; {fix}.")
+    if exc.errno == errno.EISDIR:
+        return AutodidactError(f"{where} is a folder, not a file; {fix}.")
+    return AutodidactError(f"{where}: {exc.strerror or exc}; {fix}." if where is not None else f"{exc}; {fix}.")

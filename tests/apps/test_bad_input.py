@@ -1,11 +1,14 @@
 """Malformed input, case by case: one line naming the problem and the fix, exit code 2, nothing changed.
 
-The cases are data: tests/data/bad/cases.yaml lists each one (the CLI arguments, the words the error
-must contain), next to the small files it points at. Inputs too large or too binary to commit (a 10 MB
-line, a truncated GGUF, random bytes) are written once per session by `generated`.
+The cases are data: tests/data/bad/cases.yaml (with the presets) and cases-*.yaml list each one (the CLI
+arguments, the words the error must contain), next to the small files they point at. Inputs too large or
+too binary to commit (a 10 MB line, a truncated GGUF, random bytes) are written once per session by
+`generated`.
 
 Most cases call `autodidact.apps.cli.main()` in this process (a subprocess costs seconds of imports); the
 ones marked `subprocess: true` run the real entry point, so the in-process shortcut is checked too.
+Filesystem cases make paths read-only (`readonly`), fill the disk (`fsize_limit`: a child process with a
+file-size limit) or hold a store's lock (`locked`) while they run; cases.yaml's header describes the fields.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ import hashlib
 import os
 import random
 import re
+import resource
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
@@ -27,13 +34,15 @@ import yaml
 
 BAD = Path(__file__).parents[1] / "data" / "bad"
 MANIFEST = yaml.safe_load((BAD / "cases.yaml").read_text(encoding="utf-8"))
-CASES = MANIFEST["cases"]
 PRESETS = MANIFEST["presets"]
+# One file a class of input (config files, filesystems, ...): cases.yaml first, then cases-*.yaml by name.
+MANIFESTS = [BAD / "cases.yaml", *sorted(BAD.glob("cases-*.yaml"))]
+CASES = [case for path in MANIFESTS for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]]
 
 # A fix is an instruction: the error must contain at least one of these verbs.
 FIX_WORDS = re.compile(
     r"\b(set|fix|use|check|remove|choose|give|add|install|reinstall|lower|raise|rename|save|delete|create|"
-    r"point|shorten|split|continue|unset|flatten|pass|name|start)\b",
+    r"point|shorten|split|continue|unset|flatten|pass|name|start|copy|free|wait)\b",
     re.IGNORECASE,
 )
 PATH_LIKE = re.compile(r"\S*/\S*")
@@ -48,13 +57,13 @@ def test_the_corpus_is_large_and_every_file_is_used():
     assert len(ids) == len(set(ids)), "case ids must be unique"
     assert len(CASES) >= 50
     assert all(case.get("preset") in (None, *PRESETS) for case in CASES)
-    text = (BAD / "cases.yaml").read_text(encoding="utf-8")
+    text = "\n".join(path.read_text(encoding="utf-8") for path in MANIFESTS)
 
     def used(path: Path) -> bool:  # named itself, or its folder is
         rel = path.relative_to(BAD)
         return any(f"{{bad}}/{p.as_posix()}" in text for p in (rel, *rel.parents[:-1]))
 
-    unused = [str(p.relative_to(BAD)) for p in BAD.rglob("*") if p.is_file() and p.name != "cases.yaml" and not used(p)]
+    unused = [str(p.relative_to(BAD)) for p in BAD.rglob("*") if p.is_file() and p not in MANIFESTS and not used(p)]
     assert not unused, f"files in tests/data/bad that no case uses: {unused}"
 
 
@@ -90,6 +99,37 @@ def _make_run(run_dir: Path, config_text: str) -> None:
         store.set_meta("note", "made by test_bad_input")
 
 
+def _make_trained(run_dir: Path, config_text: str, checkpoints: dict[int, str], on_disk: list[int]) -> None:
+    """A run that trained: checkpoint rows stored as `checkpoints` gives them (best: the highest), and small
+    adapter-shaped folders for the iterations `on_disk` (enough for what is checked before any model loads)."""
+    from autodidact.store import RunStore
+
+    _make_run(run_dir, config_text)
+    with RunStore(run_dir / "run.sqlite") as store, store.transaction():
+        for iteration, stored in checkpoints.items():  # written as is: an older run's absolute paths too
+            store._write("INSERT INTO checkpoints (iteration, path, is_best) VALUES (?, ?, 0)", (iteration, stored))
+        store.set_best(max(checkpoints))
+        store.set_meta("best_iteration", str(max(checkpoints)))
+    for iteration in on_disk:
+        folder = run_dir / "checkpoints" / f"iter-{iteration}"
+        folder.mkdir(parents=True)
+        (folder / "adapter_config.json").write_text('{"base_model_name_or_path": "base", "peft_type": "LORA"}\n')
+        (folder / "adapter_model.safetensors").write_bytes(bytes(range(256)) * 256)  # 64 KB
+
+
+def _make_reviewable(run_dir: Path, config_text: str) -> None:
+    """A run whose review queue holds one score item, `i1`."""
+    from autodidact.records import Judgment, Prompt, ReviewItem, Sample
+    from autodidact.store import RunStore
+
+    _make_run(run_dir, config_text)
+    with RunStore(run_dir / "run.sqlite") as store, store.transaction():
+        store.add_prompts([Prompt("p", "arithmetic", "train", [{"role": "user", "content": "1+1?"}], reference="2")])
+        store.add_samples([Sample("p-0", "p", 1, 0, "2", 1)])
+        store.add_judgments([Judgment("p-0", "self", 9.0)])
+        store.add_review_items([ReviewItem("i1", 1, "score", "p", "p-0", 9.0)])
+
+
 @pytest.fixture(scope="session")
 def template(tmp_path_factory, tiny_llama) -> Path:
     """The working directory every case starts from (copied per case): an existing run and some plain paths."""
@@ -109,6 +149,12 @@ def template(tmp_path_factory, tiny_llama) -> Path:
     (root / "nonempty_out").mkdir()
     (root / "nonempty_out" / "keep.txt").write_text("keep me\n")
     (root / "existing.yaml").write_text("seed: 1\n")
+    # Trained runs: `trained` lost checkpoints/iter-2 (copied without it); `moved` was written by an older
+    # autodidact whose absolute paths name another run's folders, which exist (this template's `trained`).
+    _make_trained(root / "runs" / "trained", to_yaml(config), {1: "checkpoints/iter-1", 2: "checkpoints/iter-2"}, [1])
+    elsewhere = root / "runs" / "trained" / "checkpoints" / "iter-1"
+    _make_trained(root / "runs" / "moved", to_yaml(config), {1: str(elsewhere)}, [])
+    _make_reviewable(root / "runs" / "reviewable", to_yaml(config))
     return root
 
 
@@ -172,11 +218,77 @@ def call_in_process(argv: list[str], capsys, seconds: float) -> tuple[int, str]:
     return (0 if code is None else code), capsys.readouterr().err
 
 
-def call_subprocess(argv: list[str], cwd: Path, seconds: float) -> tuple[int, str]:
+def call_subprocess(argv: list[str], cwd: Path, seconds: float, fsize_limit: int | None = None) -> tuple[int, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", "TOKENIZERS_PARALLELISM": "false"}
     command = [sys.executable, "-m", "autodidact.apps.cli", *argv]
-    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=seconds)
+
+    def limit_file_size() -> None:  # in the child: a full disk, as writes past the limit fail with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # ignored, not killed (an ignored signal survives exec)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_limit, fsize_limit))
+
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=seconds,
+                          preexec_fn=limit_file_size if fsize_limit else None)
     return proc.returncode, proc.stderr
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process can still change `path` (a probe file in a folder, an append to a file)."""
+    try:
+        if path.is_dir():
+            probe = path / ".write-probe"
+            probe.touch()
+            probe.unlink()
+        else:
+            path.open("ab").close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def read_only(paths: list[Path]) -> Iterator[None]:
+    """Make `paths` read-only for the case, root included: `chattr +i` as root (chmod does not stop root),
+    chmod otherwise; restored afterwards. Where neither works, the case fails under CI and is skipped elsewhere."""
+    root, changed = os.geteuid() == 0, []
+    try:
+        for path in paths:
+            mode = path.stat().st_mode
+            if root:
+                subprocess.run(["chattr", "+i", str(path)], capture_output=True)
+            else:
+                path.chmod(mode & ~0o222)
+            changed.append((path, mode))
+        stuck = [str(p) for p in paths if _writable(p)]
+        if stuck:
+            message = f"cannot make {stuck} read-only here (chattr +i as root, chmod otherwise)"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+        yield
+    finally:
+        for path, mode in reversed(changed):
+            if root:
+                subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+            else:
+                path.chmod(mode)
+
+
+@contextmanager
+def locked(store: Path | None, monkeypatch) -> Iterator[None]:
+    """Hold the store's write lock from another connection (`BEGIN EXCLUSIVE`) for the case; a write waits
+    `BUSY_SECONDS` for it, shortened here so a case takes a second, not thirty."""
+    if store is None:
+        yield
+        return
+    import autodidact.store.connection as connection
+
+    monkeypatch.setattr(connection, "BUSY_SECONDS", 0.5)
+    holder = sqlite3.connect(store, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        yield
+    finally:
+        holder.close()  # the transaction is rolled back
 
 
 def _param(case: dict):
@@ -185,7 +297,7 @@ def _param(case: dict):
 
 
 @pytest.mark.parametrize("case", [_param(case) for case in CASES])
-def test_bad_input(case, workdir, generated, tiny_llama, capsys):
+def test_bad_input(case, workdir, generated, tiny_llama, capsys, monkeypatch):
     if case.get("needs") == "bundled_gguf" and not (generated / "truncated.gguf").is_file():
         pytest.skip("the bundled SmolLM2 GGUF is not installed")
     places = {
@@ -199,12 +311,16 @@ def test_bad_input(case, workdir, generated, tiny_llama, capsys):
     before = snapshot(workdir)
 
     limit = case.get("seconds", 30)
-    start = time.perf_counter()
-    if case.get("subprocess"):
-        code, stderr = call_subprocess(argv, workdir, limit)
-    else:
-        code, stderr = call_in_process(argv, capsys, limit)
-    seconds = time.perf_counter() - start
+    fsize_limit = case.get("fsize_limit")
+    frozen = [workdir / path for path in case.get("readonly", [])]
+    store = workdir / case["locked"] if case.get("locked") else None
+    with read_only(frozen), locked(store, monkeypatch):
+        start = time.perf_counter()
+        if case.get("subprocess") or fsize_limit:
+            code, stderr = call_subprocess(argv, workdir, limit, fsize_limit)
+        else:
+            code, stderr = call_in_process(argv, capsys, limit)
+        seconds = time.perf_counter() - start
 
     shown = f"autodidact {' '.join(argv)}\nexit code {code}, stderr:\n{stderr}"
     assert "Traceback" not in stderr, shown
@@ -223,3 +339,14 @@ def test_bad_input(case, workdir, generated, tiny_llama, capsys):
     after = snapshot(workdir)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"the working directory changed: {changed}\n{shown}"
+
+
+def test_init_creates_the_missing_folders_of_its_path(tmp_path, capsys):
+    """The valid neighbour of the init cases: a path in folders that do not exist yet."""
+    from autodidact.config import example_yaml
+
+    target = tmp_path / "new" / "deeper" / "autodidact.yaml"
+    code, stderr = call_in_process(["init", str(target)], capsys, 30)
+    assert code == 0, stderr
+    assert target.read_text(encoding="utf-8") == example_yaml()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["autodidact.yaml"]

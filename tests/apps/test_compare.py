@@ -30,7 +30,7 @@ AFTER = "\n\n## Later section\n\nAlso untouched.\n"
 def tiny_overrides(model_dir: str) -> list[str]:
     return [
         f"model.name={model_dir}", "model.dtype=float32", "model.device=cpu",
-        "tasks.train_size=4", "tasks.prompts_per_iteration=2", "tasks.heldout_size=4",
+        "tasks.train_size=4", "tasks.prompts_per_iteration=2", "tasks.heldout_size=4", "tasks.min_heldout=1",
         "generation.samples_per_prompt=2", "generation.max_new_tokens=4", "evaluation.max_new_tokens=4",
         "judge.batch_size=8", "training.lora_r=2", "training.lora_alpha=4", "training.batch_size=4",
     ]  # fmt: skip
@@ -119,6 +119,11 @@ def test_compare_writes_one_row_per_method_between_the_markers_and_resumes(tiny_
         f"'{out / 'direct'}' holds a run with a different config (tasks.heldout_size: 2 there, 4 now). "
         "Delete it, or compare into another --output-dir."
     )
+
+    # Moved elsewhere, the runs are resumed where they are now (their saved output_dir names the old place).
+    moved = out.rename(tmp_path / "moved")
+    again = compare(DEFAULT_CONFIG, ["pairwise"], 0, 0.5, 1, moved, results, overrides)
+    assert again.summaries[0].iterations == payload["methods"][1]["iterations"] and not out.exists()
 
 
 def test_dpo_runs_go_to_the_best_self_judges():

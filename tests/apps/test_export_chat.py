@@ -57,6 +57,29 @@ def run_dir(tiny_llama, tmp_path_factory):
     return root / "r"
 
 
+# The tiny run's one trained iteration does not beat its base model on held-out prompts (its best is 0):
+# chat names the checkpoint by its iteration, never "improved" (see test_chat_says_improved_only_for_a_better_best).
+LAST = "iter 1 (not better than the base model)"
+
+
+def test_the_tiny_runs_best_is_its_base_model(run_dir):
+    with RunStore(run_dir / "run.sqlite") as store:
+        assert store.get_meta("best_iteration") == "0" and store.best_checkpoint() is None
+
+
+def test_chat_says_improved_only_for_a_better_best(run_dir, tmp_path):
+    from autodidact.apps.chat import load_chat_model
+
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    with RunStore(run / "run.sqlite") as store, store.transaction():
+        store.set_best(1)
+        store.set_meta("best_iteration", "1")  # what the loop records when iteration 1 beat the base model
+    assert load_chat_model(str(run)).title == "improved (iter 1)"
+    assert load_chat_model(str(run_dir)).title == LAST
+    exported = export_run(run, tmp_path / "exported", iteration="1")
+    assert load_chat_model(str(exported)).title == "improved (iter 1)"
+
+
 def _adapter_policy(run_dir):
     config = load_config(run_dir / "config.yaml")
     model, tokenizer = load_policy(config, str(run_dir / "checkpoints" / "iter-1"))
@@ -121,7 +144,7 @@ def test_export_errors_leave_nothing_behind(run_dir, tmp_path, monkeypatch):
     run = shutil.copytree(run_dir, tmp_path / "run")  # the best is changed below
     with RunStore(run / "run.sqlite") as store, store.transaction():
         store.set_meta("best_iteration", "0")  # what the loop records when no checkpoint beat the base
-    with pytest.raises(AutodidactError, match=r"best iteration is 0, the base model.*--iteration N \(have: 1\)"):
+    with pytest.raises(AutodidactError, match=r"best is iteration 0, the base model \(no trained iteration beat it.*--iteration last or a number \(have: 1\)"):
         export_run(run, tmp_path / "a")
     with pytest.raises(AutodidactError, match=r"iteration 5 has no checkpoint\. Choose one of: 1"):
         export_run(run, tmp_path / "a", iteration="5")
@@ -212,8 +235,8 @@ def test_chat_streams_keeps_history_and_resets(run_dir, monkeypatch):
         unstreamed = chat_once(call["model"], call["tokenizer"], call["messages"], *call["args"])
         assert unstreamed == call["reply"]
     text = console.export_text()
-    assert "Chatting with improved (iter 1)" in text and "history cleared" in text
-    assert text.count("improved (iter 1)>") == 3
+    assert f"Chatting with {LAST}." in text and "history cleared" in text
+    assert text.count(f"{LAST}>") == 3
 
 
 def test_chat_compare_shows_base_and_improved_side_by_side(run_dir, tiny_llama, monkeypatch):
@@ -229,7 +252,7 @@ def test_chat_compare_shows_base_and_improved_side_by_side(run_dir, tiny_llama, 
     base_model, base_tokenizer = load_model(tiny_llama, "float32", "cpu")
     assert chat_once(base_model, base_tokenizer, base_call["messages"], *base_call["args"]) == base_call["reply"]
     text = console.export_text()
-    assert re.search(r"┃ base\s+┃ improved \(iter 1\)\s+┃", text)
+    assert re.search(rf"┃ base\s+┃ {re.escape(LAST)}\s+┃", text)
     for reply in (base_call["reply"], improved_call["reply"]):
         # A random model's reply may hold no word at all; compare whitespace-normalised (rich expands tabs).
         lines = [" ".join(line.split()) for line in reply.splitlines() if line.strip()]
@@ -243,7 +266,7 @@ def test_chat_with_an_export_and_without_a_base(run_dir, tiny_llama, tmp_path):
     chat(str(out), compare=True, input_fn=_script(["/exit"]), console=console)
     adapter = export_run(run_dir, tmp_path / "adapter", iteration="1", adapter_only=True)
     chat(str(adapter), compare=True, input_fn=_script(["/exit"]), console=console)
-    assert console.export_text().count(f"Chatting with base ({tiny_llama}) and improved (iter 1)") == 2
+    assert console.export_text().count(f"Chatting with base ({tiny_llama}) and {LAST}") == 2
     with pytest.raises(AutodidactError, match="--compare: .* names no base model"):
         chat(tiny_llama, compare=True, input_fn=_script([]), console=console)
 
@@ -278,8 +301,8 @@ def test_chat_compare_command_shows_both_answers(run_dir, cli_runner, monkeypatc
     assert base_call["messages"] == improved_call["messages"] == [{"role": "user", "content": "hello"}]
     assert base_call["reply"] != improved_call["reply"]
     text = result.output
-    assert "Chatting with base (" in text and "and improved (iter 1)." in text
-    assert re.search(r"┃ base\s+┃ improved \(iter 1\)\s+┃", text)
+    assert "Chatting with base (" in text and f"and {LAST}." in text
+    assert re.search(rf"┃ base\s+┃ {re.escape(LAST)}\s+┃", text)
     flat = " ".join(text.split())
     for reply in (base_call["reply"], improved_call["reply"]):
         lines = [" ".join(line.split()) for line in reply.splitlines() if line.strip()]

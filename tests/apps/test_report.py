@@ -132,3 +132,12 @@ def test_report_shows_the_paraphrased_heldout_and_the_judge_reliability_alert(tm
     # A run without the set (one begun before it existed, or sources only) shows no such column.
     (tmp_path / "old").mkdir()
     assert "paraphrased</th>" not in write_report(make_run(tmp_path / "old")).read_text(encoding="utf-8")
+
+
+def test_report_output_folders_are_created_and_the_run_is_only_read(tmp_path):
+    run = make_run(tmp_path)
+    before = sorted(p.name for p in run.iterdir())
+    page = write_report(run, tmp_path / "new" / "deeper" / "report.html")
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in run.iterdir()) == before  # nothing written into the run (-wal, -shm, ...)
+    assert sorted(p.name for p in page.parent.iterdir()) == ["report.html"]  # no temporary file left

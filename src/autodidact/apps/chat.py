@@ -19,6 +19,8 @@ from autodidact.config import load_config
 from autodidact.errors import AutodidactError
 from autodidact.models import load_model
 from autodidact.records import Message
+from autodidact.stopping import checkpoint_label
+from autodidact.store import CHECKPOINTS
 
 EXIT, RESET = ("/exit", "/quit"), "/reset"
 
@@ -43,10 +45,11 @@ def _load_adapter(checkpoint: Path, base: str, dtype: str, device: str):
     return PeftModel.from_pretrained(model, str(checkpoint)).merge_and_unload(), tokenizer
 
 
-def _iteration_title(path: Path, iteration: int | None = None) -> str:
+def _iteration_title(path: Path, iteration: int | None = None, best: int | None = None) -> str:
+    """The checkpoint's label (`stopping.checkpoint_label`): 'improved' only when it beat the base model."""
     if iteration is None and path.name.startswith("iter-") and path.name[5:].isdigit():
         iteration = int(path.name[5:])
-    return f"improved (iter {iteration})" if iteration is not None else "improved"
+    return checkpoint_label(iteration, best)
 
 
 def load_chat_model(model_or_run: str) -> ChatModel:
@@ -65,17 +68,21 @@ def load_chat_model(model_or_run: str) -> ChatModel:
                     f"{path}: the run has no checkpoint yet; chat with its base model: "
                     f"autodidact chat {config.model.name}"
                 )
-            number, checkpoint = pick_checkpoint(path, store, chosen)
+            # chat has no --iteration: another iteration is chatted with by its checkpoint folder
+            other = f"use a checkpoint that is there: autodidact chat {path / CHECKPOINTS}/iter-{{n}}"
+            number, checkpoint = pick_checkpoint(path, store, chosen, instead=other)
+            best = store.get_meta("best_iteration")
         m = config.model
         if (checkpoint / "adapter_config.json").is_file():
             model, tokenizer = _load_adapter(checkpoint, m.name, m.dtype, m.device)
         else:
             model, tokenizer = load_model(str(checkpoint), m.dtype, m.device)
-        return ChatModel(model, tokenizer, _iteration_title(checkpoint, number), m.name, m.dtype, m.device)
+        title = _iteration_title(checkpoint, number, None if best is None else int(best))
+        return ChatModel(model, tokenizer, title, m.name, m.dtype, m.device)
     info = {}
     if (path / PROVENANCE_FILE).is_file():  # an export names its run's iteration and base model
         info = json.loads((path / PROVENANCE_FILE).read_text(encoding="utf-8"))
-    title = _iteration_title(path, info.get("iteration"))
+    title = _iteration_title(path, info.get("iteration"), info.get("best_iteration"))
     if (path / "adapter_config.json").is_file():  # a LoRA checkpoint or an adapter-only export
         base = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]
         model, tokenizer = _load_adapter(path, base, "auto", "auto")
@@ -84,7 +91,7 @@ def load_chat_model(model_or_run: str) -> ChatModel:
     run_config = path.parent.parent / "config.yaml"  # RUN/checkpoints/iter-N holding full fine-tuned weights
     if base is None and path.parent.name == "checkpoints" and run_config.is_file():
         base = load_config(run_config).model.name
-    model, tokenizer = load_model(model_or_run)
+    model, tokenizer = load_model(model_or_run, field="the MODEL argument of `autodidact chat`")
     return ChatModel(model, tokenizer, title if base else model_or_run, base)
 
 

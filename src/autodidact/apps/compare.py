@@ -136,6 +136,8 @@ def run_method(method: str, config: RunConfig) -> MethodSummary:
     run_dir = config.run_dir()
     exists = (run_dir / CONFIG_FILE).is_file()
     saved = load_config(run_dir / CONFIG_FILE) if exists else config
+    # A saved output_dir says where the run began: a comparison moved elsewhere (--output-dir) resumes its runs.
+    saved = saved.model_copy(update={"output_dir": config.output_dir})
     if saved != config:
         difference = _first_difference(saved.model_dump(mode="json"), config.model_dump(mode="json"))
         raise AutodidactError(

@@ -19,20 +19,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from autodidact.config import RunConfig, load_config
-from autodidact.errors import AutodidactError
+from autodidact.errors import AutodidactError, file_error
 from autodidact.models.gguf_export import GGUF_FILE, source_gguf, write_gguf
 from autodidact.models.merge import merged_model
+from autodidact.stopping import best_phrase
 from autodidact.store import RunStore
 
 CONFIG_FILE, STORE_FILE = "config.yaml", "run.sqlite"  # as in autodidact.loop, without importing the loop
 PROVENANCE_FILE = "autodidact_export.json"
 DTYPES = ("float32", "bfloat16", "float16")
 FORMATS = ("hf", "gguf")
+OTHER_OUT = "choose another output directory"
 
 
 def open_run(run_dir: Path) -> tuple[RunConfig, RunStore]:
@@ -42,7 +45,8 @@ def open_run(run_dir: Path) -> tuple[RunConfig, RunStore]:
         raise AutodidactError(
             f"'{run_dir}' is not a run directory (no {CONFIG_FILE} and {STORE_FILE}). Check the path."
         )
-    return load_config(run_dir / CONFIG_FILE), RunStore(run_dir / STORE_FILE)
+    # Read-only: export, chat and eval never write to the run, which may sit in a read-only folder.
+    return load_config(run_dir / CONFIG_FILE), RunStore(run_dir / STORE_FILE, read_only=True)
 
 
 def trained_iterations(store: RunStore) -> list[int]:
@@ -51,8 +55,13 @@ def trained_iterations(store: RunStore) -> list[int]:
     return [] if last is None else [i for i in range(1, last[0] + 1) if store.checkpoint(i) is not None]
 
 
-def pick_checkpoint(run_dir: Path, store: RunStore, iteration: str = "best") -> tuple[int, Path]:
+def pick_checkpoint(
+    run_dir: Path, store: RunStore, iteration: str = "best", instead: str = "use --iteration {n} for another one"
+) -> tuple[int, Path]:
     """(iteration, checkpoint directory) for "best", "last" or an iteration number.
+
+    The folder is this run directory's own: a run copied without it is refused, naming `instead`
+    (`{n}`: the last iteration whose folder is there) when another checkpoint is on disk.
 
     Raises:
         AutodidactError: the iteration has no checkpoint (the base model, iteration 0, never has one).
@@ -64,8 +73,8 @@ def pick_checkpoint(run_dir: Path, store: RunStore, iteration: str = "best") -> 
         best = store.best_checkpoint()
         if best_meta == "0":
             raise AutodidactError(
-                f"{run_dir}: the run's best iteration is 0, the base model itself; no trained checkpoint beat it. "
-                f"Export a trained one with --iteration N (have: {listing})."
+                f"{run_dir}: the run's best is {best_phrase(0, len(have))}, which has no checkpoint. "
+                f"Export a trained one with --iteration last or a number (have: {listing})."
             )
         if best is None:
             why = "has no checkpoint yet; continue it with `autodidact resume` to train one"
@@ -89,11 +98,15 @@ def pick_checkpoint(run_dir: Path, store: RunStore, iteration: str = "best") -> 
             if number == 0:
                 what = "iteration 0 is the base model, which has no checkpoint"
             raise AutodidactError(f"{run_dir}: {what}. Choose one of: {listing}.")
-    folder = Path(path)
-    if not folder.is_dir():  # the run directory was moved after the path was stored
-        folder = Path(run_dir) / "checkpoints" / f"iter-{number}"
+    folder = Path(path)  # this run directory's own (`RunStore.resolve`), wherever the run was made
     if not folder.is_dir():
-        raise AutodidactError(f"{run_dir}: the checkpoint of iteration {number} ({path}) is missing on disk.")
+        others = [i for i in have if i != number and Path(store.checkpoint(i)).is_dir()]
+        fix = (instead.format(n=others[-1]) + f" (on disk: {', '.join(map(str, others))})" if others
+               else "copy the original run's checkpoints folder into it")
+        raise AutodidactError(
+            f"run '{run_dir}': checkpoint {folder.relative_to(run_dir).as_posix()} is missing (was the run copied "
+            f"without it?); {fix}."
+        )
     return number, folder
 
 
@@ -115,8 +128,15 @@ def _hub_offline() -> bool:
 
 
 def _check_out(out: Path) -> None:
+    """`out` must be new or empty, and its folder (or the nearest existing one above) a writable folder."""
     if out.is_file() or (out.is_dir() and any(out.iterdir())):
         raise AutodidactError(f"'{out}' exists and is not empty; choose a new output directory or delete it first.")
+    # The export is written beside `out` and renamed, so the folder that holds it must be writable.
+    existing = next(p for p in out.parents if p.exists())
+    if not existing.is_dir():
+        raise AutodidactError(f"'{existing}' is a file, so {out} cannot be made; {OTHER_OUT}.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AutodidactError(f"cannot write to {existing} (read-only); {OTHER_OUT}.")
 
 
 def _write_merged(config: RunConfig, checkpoint: Path, target: Path, dtype: str) -> str:
@@ -241,6 +261,7 @@ def export_run(
     with store:
         number, checkpoint = pick_checkpoint(run_dir, store, str(iteration))
         metrics = _metrics(store, number)
+        best = store.get_meta("best_iteration")
     dtype = dtype or (config.model.dtype if config.model.dtype != "auto" else
                       ("float16" if out_format == "gguf" else "float32"))
     if dtype not in DTYPES:
@@ -248,37 +269,64 @@ def export_run(
     if out_format == "gguf":
         source_gguf(config.model.name)  # before the work: a base not from a GGUF file cannot be written as one
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.export-tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    provenance = {
+        "run": config.name,
+        "run_dir": str(run_dir.resolve()),
+        "iteration": number,
+        "best_iteration": None if best is None else int(best),  # chat calls it "improved" only if equal
+        "checkpoint": str(checkpoint.resolve()),
+        "kind": "adapter" if adapter_only else ("merged" if (checkpoint / "adapter_config.json").is_file() else "full"),
+        "dtype": None if adapter_only else dtype,
+        "format": out_format,
+        "base_model": config.model.name,
+        "metrics": metrics,
+    }
     try:
+        _write_export(config, checkpoint, out, provenance, adapter_only)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        raise file_error(exc, OTHER_OUT, out) from None
+    if push_to_hub:
+        push_folder(out, push_to_hub)
+    return out
+
+
+def _write_export(
+    config: RunConfig, checkpoint: Path, out: Path, provenance: dict[str, Any], adapter_only: bool
+) -> None:
+    """Write the export under a temporary name beside `out`, then rename it; nothing is left behind on failure.
+
+    Raises:
+        OSError: writing failed (a library's wrapped I/O error is raised as the OSError it was).
+    """
+    created = next((p for p in reversed([out.parent, *out.parent.parents]) if not p.exists()), None)
+    tmp = out.with_name(f".{out.name}.export-tmp")
+    number, dtype, out_format = provenance["iteration"], provenance["dtype"], provenance["format"]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         if adapter_only:
             base_path = _write_adapter(config, checkpoint, tmp)
         elif out_format == "gguf":
             base_path = _write_gguf(config, checkpoint, tmp, dtype)
         else:
             base_path = _write_merged(config, checkpoint, tmp, dtype)
-        kind = "adapter" if adapter_only else ("merged" if (checkpoint / "adapter_config.json").is_file() else "full")
-        provenance = {
-            "run": config.name,
-            "run_dir": str(run_dir.resolve()),
-            "iteration": number,
-            "checkpoint": str(checkpoint.resolve()),
-            "kind": kind,
-            "dtype": None if adapter_only else dtype,
-            "format": out_format,
-            "base_model": config.model.name,
-            "base_model_path": base_path,
-            "metrics": metrics,
-        }
+        provenance = provenance | {"base_model_path": base_path}
         (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(_readme(config, number, adapter_only, base_path, out_format), encoding="utf-8")
         if out.is_dir():
             out.rmdir()  # empty (checked above)
         tmp.rename(out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if push_to_hub:
-        push_folder(out, push_to_hub)
-    return out
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        wrapped = _as_os_error(exc)
+        if wrapped is exc:
+            raise
+        raise wrapped from None
+
+
+def _as_os_error(exc: BaseException) -> BaseException:
+    """A library's wrapped I/O failure (safetensors: 'I/O error: File too large (os error 27)') as its OSError."""
+    found = None if isinstance(exc, OSError) else re.search(r"\(os error (\d+)\)", str(exc))
+    return exc if found is None else OSError(int(found[1]), os.strerror(int(found[1])))

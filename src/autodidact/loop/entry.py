@@ -8,22 +8,24 @@ which a test or an extension changes one stage or one component.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from autodidact.config import RunConfig, load_config, to_yaml, validate_config
-from autodidact.errors import AutodidactError
+from autodidact.errors import AutodidactError, file_error
 from autodidact.loop.context import RunContext, build_context
 from autodidact.loop.results import CONFIG_FILE, STORE_FILE, RunResult, collect_result
 from autodidact.loop.runner import Runner
 from autodidact.loop.stages import StagePlan, plan_for
-from autodidact.store import RunStore
+from autodidact.store import CHECKPOINTS, RunStore
 from autodidact.tracking import require_tracker
 from autodidact.training import load_policy
 
 Amend = Callable[[RunContext], RunContext]
+OTHER_OUTPUT_DIR = "choose another output_dir (--set output_dir=PATH)"
 
 
 def run(config: RunConfig | dict | str | Path, plan: StagePlan | None = None, amend: Amend | None = None) -> RunResult:
@@ -42,30 +44,61 @@ def run(config: RunConfig | dict | str | Path, plan: StagePlan | None = None, am
             f"run directory '{run_dir}' already holds a run. Continue it with `autodidact resume {run_dir}` "
             "or choose another name (--set name=...)."
         )
+    check_output_dir(run_dir)
     policy = load_policy(config, None)  # before writing anything: a bad model must leave no trace
     # The topmost folder this start creates (output_dir itself may be new): a failed start removes it.
     created = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (CONFIG_FILE + ".tmp")
-    tmp.write_text(to_yaml(config), encoding="utf-8")
-    tmp.rename(run_dir / CONFIG_FILE)
-    with RunStore(run_dir / STORE_FILE) as store:
+    with _begin(config, run_dir, created) as store:
         ctx = None
         try:  # building the tasks reads the user's files: a bad one must leave no run behind either
             ctx = _context(config, run_dir, store, amend, policy)
             runner = Runner(ctx, plan or plan_for(config))
             runner.prepare()
-        except AutodidactError:
+        except (AutodidactError, OSError):
             if ctx is not None:
                 ctx.close()
             store.close()
-            if created is not None:
-                shutil.rmtree(created, ignore_errors=True)
-            else:
-                for name in (CONFIG_FILE, STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm"):
-                    (run_dir / name).unlink(missing_ok=True)
+            _remove_start(run_dir, created)
             raise
         return runner.run()
+
+
+def _begin(config: RunConfig, run_dir: Path, created: Path | None) -> RunStore:
+    """Write config.yaml (whole or not at all) and create the store; on failure remove what was written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir / (CONFIG_FILE + ".tmp")
+        tmp.write_text(to_yaml(config), encoding="utf-8")
+        tmp.rename(run_dir / CONFIG_FILE)
+        return RunStore(run_dir / STORE_FILE)
+    except (OSError, AutodidactError) as exc:  # a full disk, a folder made read-only since the check
+        _remove_start(run_dir, created)
+        if isinstance(exc, OSError):
+            raise file_error(exc, OTHER_OUTPUT_DIR, run_dir / CONFIG_FILE) from None
+        raise
+
+
+def check_output_dir(run_dir: Path) -> None:
+    """Refuse a run directory that cannot be created: a file in its place or a read-only folder above it."""
+    existing = next(p for p in [run_dir, *run_dir.parents] if p.exists())
+    if not existing.is_dir():
+        raise AutodidactError(
+            f"output_dir: '{existing}' is a file, not a folder, so the run directory {run_dir} cannot be made there; "
+            f"{OTHER_OUTPUT_DIR}."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AutodidactError(
+            f"output_dir: cannot create the run directory {run_dir}: '{existing}' is read-only; {OTHER_OUTPUT_DIR}."
+        )
+
+
+def _remove_start(run_dir: Path, created: Path | None) -> None:
+    """Remove what a failed start wrote: the folders it created, or its files in a folder that existed."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+        return
+    for name in (CONFIG_FILE + ".tmp", CONFIG_FILE, STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm"):
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def resume(run_dir: str | Path, plan: StagePlan | None = None, amend: Amend | None = None) -> RunResult:
@@ -75,12 +108,34 @@ def resume(run_dir: str | Path, plan: StagePlan | None = None, amend: Amend | No
         raise AutodidactError(
             f"'{run_dir}' is not a run directory (no {CONFIG_FILE} and {STORE_FILE}). Check the path."
         )
+    _check_writable(run_dir)
+    # The saved config's output_dir and name say where the run began; the run is wherever `run_dir` is now.
     config = load_config(run_dir / CONFIG_FILE)
     require_tracker(config.tracking)
     with RunStore(run_dir / STORE_FILE) as store:
         if store.get_meta("stop_reason"):
             return collect_result(run_dir, store)
+        _check_last_checkpoint(run_dir, store)
         return Runner(_context(config, run_dir, store, amend), plan or plan_for(config)).run()
+
+
+def _check_writable(run_dir: Path) -> None:
+    """A resumed run writes its store and checkpoints: refuse a read-only run directory before any work."""
+    places = [run_dir, run_dir / STORE_FILE, run_dir / CHECKPOINTS]
+    if any(p.exists() and not os.access(p, os.W_OK) for p in places):
+        raise AutodidactError(
+            f"cannot write to run directory {run_dir} (read-only); copy it somewhere writable and resume the copy."
+        )
+
+
+def _check_last_checkpoint(run_dir: Path, store: RunStore) -> None:
+    """The checkpoint a resumed run continues from must be this run's own, on disk."""
+    last = store.last_checkpoint()
+    if last is not None and not Path(last[1]).is_dir():
+        raise AutodidactError(
+            f"run '{run_dir}': checkpoint {Path(last[1]).relative_to(run_dir).as_posix()} is missing (was the run "
+            "copied without it?); copy it back into the run directory, or start a new run."
+        )
 
 
 def _context(config: RunConfig, run_dir: Path, store: RunStore, amend: Amend | None, policy=None) -> RunContext:

@@ -84,7 +84,7 @@ class Runner:
         """Run one stage unless the store marks it done, and commit its output with its mark."""
         if self.store.stage_done(it, stage.name):
             return
-        log.info("iteration %d: %s", it, stage.name)
+        log.debug("iteration %d: %s", it, stage.name)  # with -v: the default output is progress and results
         start = time.perf_counter()
         output = stage.run(self.ctx, it)
         with self.store.transaction():

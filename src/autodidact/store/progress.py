@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from autodidact.store.connection import Connection
 from autodidact.store.schema import TABLES, real
+
+CHECKPOINTS = "checkpoints"  # RUN_DIR/checkpoints/iter-N
 
 
 class ProgressTables(Connection):
@@ -60,19 +63,21 @@ class ProgressTables(Connection):
         rows = self._all("SELECT stage, seconds FROM stages WHERE iteration = ? ORDER BY rowid", (iteration,))
         return {stage: seconds for stage, seconds in rows}
 
-    def add_checkpoint(self, iteration: int, path: str) -> None:
-        """Record the checkpoint trained at an iteration; an existing iteration raises."""
-        self._write("INSERT INTO checkpoints (iteration, path, is_best) VALUES (?, ?, 0)", (iteration, str(path)))
+    def add_checkpoint(self, iteration: int, path: str | Path) -> None:
+        """Record the checkpoint trained at an iteration (a folder inside the run directory); an existing
+        iteration raises. It is stored relative to the run directory, so a copied or moved run finds its own."""
+        self._write("INSERT INTO checkpoints (iteration, path, is_best) VALUES (?, ?, 0)",
+                    (iteration, self._relative(Path(path))))
 
     def checkpoint(self, iteration: int) -> str | None:
-        """The checkpoint path of an iteration, or None."""
+        """The checkpoint folder of an iteration (resolved against the run directory), or None."""
         row = self._one("SELECT path FROM checkpoints WHERE iteration = ?", (iteration,))
-        return None if row is None else row[0]
+        return None if row is None else str(self.resolve(row[0]))
 
     def last_checkpoint(self) -> tuple[int, str] | None:
-        """(iteration, path) of the highest iteration with a checkpoint, or None."""
+        """(iteration, folder) of the highest iteration with a checkpoint, or None."""
         row = self._one("SELECT iteration, path FROM checkpoints ORDER BY iteration DESC LIMIT 1")
-        return None if row is None else (row[0], row[1])
+        return None if row is None else (row[0], str(self.resolve(row[1])))
 
     def set_best(self, iteration: int) -> None:
         """Make this iteration's checkpoint the only best one; KeyError if it has none."""
@@ -84,7 +89,34 @@ class ProgressTables(Connection):
     def best_checkpoint(self) -> tuple[int, str] | None:
         """(iteration, path) of the best checkpoint, or None."""
         row = self._one("SELECT iteration, path FROM checkpoints WHERE is_best = 1")
-        return None if row is None else (row[0], row[1])
+        return None if row is None else (row[0], str(self.resolve(row[1])))
+
+    def resolve(self, stored: str) -> Path:
+        """A path the store holds, in this run directory.
+
+        Runs stored absolute checkpoint paths before they stored relative ones: such a path ending in
+        `checkpoints/iter-N` means this run's own `checkpoints/iter-N`, never the folder it names (another
+        copy of the run, or a run that was deleted).
+        """
+        path = Path(stored)
+        if path.is_absolute():
+            path = Path(*path.parts[-2:]) if path.parent.name == CHECKPOINTS else path
+        return self.path.parent / path
+
+    def _relative(self, path: Path) -> str:
+        """`path` relative to the run directory. Given relative, it is relative to the run directory, unless it
+        starts with the run directory's own path (RUN_DIR/checkpoints/..., as the loop builds it).
+
+        Raises:
+            ValueError: the folder is outside the run directory (the run would not be portable).
+        """
+        run = self.path.parent
+        if not path.is_absolute() and not path.is_relative_to(run):
+            return path.as_posix()
+        try:
+            return path.resolve().relative_to(run.resolve()).as_posix()
+        except ValueError:
+            raise ValueError(f"checkpoint {path} is outside the run directory {run}") from None
 
     def add_fault(self, iteration: int, reason: str, learning_rate: float, action: str) -> int:
         """Record a training fault of an iteration (the next attempt number); returns the attempt number."""

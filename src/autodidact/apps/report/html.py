@@ -20,7 +20,9 @@ import jinja2
 import yaml
 
 from autodidact.apps.report import plots
+from autodidact.config.yaml_safe import load_yaml
 from autodidact.records import Judgment
+from autodidact.stopping import best_phrase
 from autodidact.store import RunStore
 
 # Overall metrics in table order; any other metric found in the store follows them.
@@ -77,7 +79,7 @@ def plot_specs(unit: str = "samples") -> tuple[PlotSpec, ...]:
 def read_config(run_dir: Path) -> dict[str, Any]:
     """The run's saved config.yaml as a plain dict ({} when absent or unreadable)."""
     try:
-        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        data = load_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"))  # bounded: a copied run may be hostile
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -100,9 +102,15 @@ def header(run_dir: Path, config: Mapping, store: RunStore) -> list[tuple[str, A
         ("judge method", _get(config, "judge.method")),
         ("training method", _get(config, "training.method")),
         ("stop reason", store.get_meta("stop_reason") or "not stopped (running or killed)"),
-        ("best iteration", store.get_meta("best_iteration")),
+        ("best iteration", _best(store)),
     ]
     return [(label, "-" if value is None else value) for label, value in fields]
+
+
+def _best(store: RunStore) -> str:
+    """The run's best iteration in the words of the run summary, export and chat (`stopping.best_phrase`)."""
+    best = store.get_meta("best_iteration")
+    return best_phrase(None if best is None else int(best), int(store.last_checkpoint() is not None))
 
 
 def metric_columns(rows: Sequence[Mapping]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from autodidact.config import RunConfig, load_config
@@ -18,8 +19,18 @@ def store_path(run_dir: Path) -> Path:
 
 
 def open_store(run_dir: Path) -> RunStore:
-    """Open the store of an existing run directory (RunStore would create a new, empty one)."""
-    return RunStore(store_path(run_dir))
+    """Open the store of an existing run directory (RunStore would create a new, empty one).
+
+    Raises:
+        AutodidactError: not a run directory, or a read-only one (ratings are written to its store).
+    """
+    path = store_path(run_dir)
+    if not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK):
+        raise AutodidactError(
+            f"cannot write to run directory {run_dir} (read-only), where review stores the ratings; "
+            "copy it somewhere writable and review the copy."
+        )
+    return RunStore(path)
 
 
 def saved_config(run_dir: Path) -> RunConfig | None:
