@@ -80,6 +80,7 @@ def generated(tmp_path_factory) -> Path:
     # One valid JSON row whose prompt is 10 MB: reading it must neither hang nor be accepted as a prompt.
     (root / "huge_line.jsonl").write_text('{"prompt": "' + "x" * (10 * MB) + '"}\n', encoding="utf-8")
     (root / "huge_garbage.jsonl").write_bytes(b"y" * (10 * MB))  # 10 MB, no newline, not JSON
+    (root / "big.yaml").write_text("# padding\n" * 110_000 + "seed: 1\n")  # 1.05 MB: valid YAML, over the limit
     try:
         from autodidact.models import bundled_gguf
 
