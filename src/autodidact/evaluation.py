@@ -15,6 +15,10 @@ A relative judge (pairwise, contrastive, self-consistency, or an ensemble
 with one of them) compares several samples of a prompt, so it cannot score
 the single greedy answer held-out evaluation makes per prompt; there a
 direct 0-10 judge on the same engine scores instead (`heldout_judge`).
+
+Two models answering the same prompts are compared pairwise (`paired_difference`):
+the mean per-prompt difference with a 95% paired t interval, which is much
+narrower than two separate Wilson intervals when the models agree on most prompts.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean
 from typing import TYPE_CHECKING
+
+from scipy.stats import t as student_t
 
 from autodidact.engines import Engine, SamplingParams
 from autodidact.judges import Judge, JudgeItem
@@ -86,6 +92,43 @@ class HeldoutResult:
     samples: list[Sample]
     judgments: list[Judgment]
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)  # task ('' = all) -> name -> value
+    verdicts: dict[str, float | None] = field(default_factory=dict)  # sample id -> the verifier's grade
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of `a - b` over paired items, with its 95% paired t interval (None below two pairs)."""
+
+    n: int
+    mean_a: float | None
+    mean_b: float | None
+    difference: float | None
+    low: float | None
+    high: float | None
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> PairedDifference:
+    """The paired difference of two measurements of the same items (two models' grades of the same prompts).
+
+    The interval is the paired t interval: mean(d) +- t(n-1) * sd(d) / sqrt(n),
+    d = a - b. Identical grades give a difference of 0 and a zero-width interval;
+    with fewer than two pairs the interval is None (one pair says nothing about spread).
+
+    Raises:
+        ValueError: `a` and `b` differ in length.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired measurements need equal lengths, got {len(a)} and {len(b)}")
+    n = len(a)
+    if n == 0:
+        return PairedDifference(0, None, None, None, None, None)
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    mean = fmean(d)
+    if n < 2:
+        return PairedDifference(n, fmean(a), fmean(b), mean, None, None)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+    half = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return PairedDifference(n, fmean(a), fmean(b), mean, mean - half, mean + half)
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -180,4 +223,4 @@ def evaluate_heldout(
     judgments: list[Judgment] = []
     if judge is not None:
         judgments = judge.judge([JudgeItem(s.id, by_id[s.prompt_id], s.text) for s in samples]).judgments
-    return HeldoutResult(samples, judgments, heldout_metrics(by_id, samples, verdicts, judgments))
+    return HeldoutResult(samples, judgments, heldout_metrics(by_id, samples, verdicts, judgments), dict(verdicts))

@@ -84,7 +84,7 @@ def run_config(policy_dir: str, out) -> dict:
         "output_dir": str(out),
         "tracking": "tensorboard",
         "model": {"name": policy_dir, "dtype": "float32", "device": "cpu"},
-        "tasks": {"train_size": 6, "heldout_size": 2, "prompts_per_iteration": 3},
+        "tasks": {"train_size": 6, "heldout_size": 2, "prompts_per_iteration": 3, "min_heldout": 2},
         "generation": {"samples_per_prompt": 2, "max_new_tokens": 4},
         "judge": {"batch_size": 8, "model": URL,
                   "server": {"model_name": "judge-m", "api_key_env": ENV, "max_retries": 0, "concurrency": 2}},

@@ -129,7 +129,9 @@ def test_a_run_without_verifier_or_reference_judge_says_once_that_reward_hacking
 ):
     config = tiny_config(tiny_llama, tmp_path, max_iterations=1)
     logs = Path(__file__).parents[1] / "data" / "sources" / "logs.jsonl"  # logged chats: no reference, no verifier
-    config["tasks"] = {"names": [], "sources": [{"type": "logs", "path": str(logs), "heldout_ratio": 0.4}]}
+    config["tasks"] = {
+        "names": [], "sources": [{"type": "logs", "path": str(logs), "heldout_ratio": 0.4}], "min_heldout": 2,
+    }
     config["monitors"] = {"diversity": {"prompts": 0}}
     with caplog.at_level(logging.WARNING, logger="autodidact.loop"):
         result = autodidact.run(config)
@@ -204,7 +206,8 @@ class TagBlindEmbedder:
 def test_length_band_dedup_and_temperature_schedule_act_inside_a_run(tiny_llama, tmp_path, monkeypatch):
     config = _with(
         tiny_config(tiny_llama, tmp_path, max_iterations=2),
-        tasks={"names": ["arithmetic"], "train_size": 3, "heldout_size": 2, "prompts_per_iteration": 3},
+        tasks={"names": ["arithmetic"], "train_size": 3, "heldout_size": 2, "prompts_per_iteration": 3,
+               "min_heldout": 2},
         generation={"samples_per_prompt": 3, "temperature_schedule": [0.3, 1.1]},
         selection={"length_band": 2.5, "dedup_similarity": 0.95},
         monitors={"diversity": {"prompts": 0}},

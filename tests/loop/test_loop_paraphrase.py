@@ -30,7 +30,7 @@ def test_paraphrased_heldout_is_evaluated_every_iteration_and_never_trained_on(t
     config = tiny_config(tiny_llama, tmp_path, max_iterations=2)
     # A file source beside the built-in tasks: it has no paraphrased set and must be skipped cleanly.
     source = {"type": "file", "name": "qa", "path": str(DATA / "good.jsonl"), "heldout_ratio": 0.4}
-    config["tasks"] |= {"paraphrase_heldout_size": 3, "sources": [source]}
+    config["tasks"] |= {"paraphrase_heldout_size": 3, "sources": [source], "min_heldout": 2}
     config["monitors"] = {"diversity": {"prompts": 0}}
     result = autodidact.loop.run(config, plan=plan_with(config, Train(sft=recording_train_sft)))
     assert [row["iteration"] for row in result.iterations] == [0, 1, 2]

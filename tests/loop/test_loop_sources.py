@@ -31,7 +31,7 @@ DATA = Path(__file__).parents[1] / "data" / "sources"
 
 def _sources_config(model: str, out, sources: list[dict], **extra) -> dict:
     config = tiny_config(model, out, max_iterations=1)
-    config["tasks"] = {"names": [], "sources": sources, "prompts_per_iteration": 2}
+    config["tasks"] = {"names": [], "sources": sources, "prompts_per_iteration": 2, "min_heldout": 1}  # tiny files
     config["monitors"] = {"diversity": {"prompts": 0}}
     return config | extra
 

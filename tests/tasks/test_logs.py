@@ -53,6 +53,7 @@ def test_a_tiny_cli_run_prints_no_deprecation_warnings_unless_verbose(tiny_llama
     """
     tiny = ["--set", f"model.name={tiny_llama}", "--set", "model.dtype=float32", "--set", "stopping.max_iterations=1",
             "--set", "tasks.names=[arithmetic]", "--set", "tasks.train_size=2", "--set", "tasks.heldout_size=1",
+            "--set", "tasks.min_heldout=1",
             "--set", "tasks.prompts_per_iteration=1", "--set", "tasks.paraphrase_heldout_size=0",
             "--set", "generation.samples_per_prompt=2", "--set", "generation.max_new_tokens=2",
             "--set", "evaluation.max_new_tokens=2", "--set", "monitors.enabled=false"]

@@ -8,13 +8,16 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from autodidact.apps.log_setup import configure_logging
 from autodidact.apps.summary import alerts_table, iteration_table, timing_table
 from autodidact.config import example_yaml, load_config
+from autodidact.config.base import MAX_SEED
 from autodidact.errors import AutodidactError
 from autodidact.progress import set_quiet
+from autodidact.stopping import best_phrase
 
 # Each command imports the loop, the models, the report or the review server in its own body: those
 # pull in torch, matplotlib or FastAPI, and `autodidact --help` or a typo should answer in a second.
@@ -44,8 +47,11 @@ def _show_result(result) -> None:
     if result.paused:
         out.print(f"[yellow]Paused:[/yellow] {result.paused}", highlight=False)
         return
-    best = f"iteration {result.best_iteration}" + (f" ({result.best_checkpoint})" if result.best_checkpoint else " (the base model)")
-    out.print(f"Stopped: {result.stop_reason}. Best: {best}. Run directory: {result.run_dir}")
+    trained = sum(1 for row in result.iterations if row["iteration"] > 0)
+    best = best_phrase(result.best_iteration, trained)
+    if result.best_checkpoint:
+        best += f", checkpoint {result.best_checkpoint}"
+    out.print(f"Stopped: {result.stop_reason}. Best: {best}. Run directory: {result.run_dir}", highlight=False)
     out.print(f"Report: `autodidact report {result.run_dir}`", highlight=False)
 
 
@@ -70,19 +76,69 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="The run directory to co
 
 @app.command("eval")
 def eval_(
-    model: Annotated[str, typer.Argument(help="'default', a model directory, a .gguf file, or a run's checkpoint.")],
-    task: Annotated[list[str], typer.Option("--task", help="Task to evaluate (repeatable; default: all built-in).")] = [],
-    heldout_size: Annotated[int, typer.Option(help="Held-out prompts per task.")] = 48,
-    seed: Annotated[int, typer.Option(help="Seed of the task prompts (use the run's seed to match its held-out set).")] = 0,
-    judge: Annotated[str, typer.Option(help="Self-judge for the score column ('none' to skip).")] = "direct",
-    max_new_tokens: Annotated[int, typer.Option(help="Longest answer (a run uses evaluation.max_new_tokens).")] = 64,
-    dtype: Annotated[str, typer.Option(help="Weights dtype: auto, float32, bfloat16 (a run uses model.dtype).")] = "auto",
+    model: Annotated[
+        str,
+        typer.Argument(help="'default', a model directory, a .gguf file, a checkpoint, or a run directory "
+                       "(see --iteration)."),
+    ],
+    config: Annotated[
+        Optional[Path],
+        typer.Option(help="Evaluate on the held-out prompts a run with this config makes (every task and source)."),
+    ] = None,
+    source: Annotated[
+        Optional[Path],
+        typer.Option(help="Evaluate on every row of this prompt file (.jsonl, .csv, .parquet; columns prompt, "
+                     "reference)."),
+    ] = None,
+    verifier: Annotated[
+        Optional[str],
+        typer.Option(help="With --source: how a row's reference grades the answer: exact (default), number, regex, "
+                     "json_keys, python_tests or 'pkg.mod:fn'."),
+    ] = None,
+    iteration: Annotated[
+        Optional[str], typer.Option(help="With a run directory: 'best' (default), 'last', 'base' or a number.")
+    ] = None,
+    compare: Annotated[
+        Optional[str],
+        typer.Option(help="A second model on the same prompts (a spec, a run directory, or with a run directory "
+                     "as MODEL: base, last, N); prints the paired difference and its 95% interval."),
+    ] = None,
+    task: Annotated[list[str], typer.Option("--task", help="Only this task (repeatable; default: every task).")] = [],
+    heldout_size: Annotated[
+        Optional[int], typer.Option(min=1, max=100_000, help="Held-out prompts per built-in task (default 48).")
+    ] = None,
+    seed: Annotated[
+        Optional[int],
+        typer.Option(min=0, max=MAX_SEED, help="Seed of the prompts (default 0, or the config's)."),
+    ] = None,
+    judge: Annotated[
+        Optional[str], typer.Option(help="Held-out judge method, 'none' to skip (default: the config's, or direct).")
+    ] = None,
+    max_new_tokens: Annotated[
+        Optional[int], typer.Option(min=1, max=8192, help="Longest answer (default: evaluation.max_new_tokens, 64).")
+    ] = None,
+    dtype: Annotated[
+        Optional[str], typer.Option(help="Weights dtype: auto, float32, bfloat16, float16 (default: model.dtype).")
+    ] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a key of --config: --set seed=3")] = [],
 ) -> None:
-    """Evaluate a model on held-out prompts of the built-in tasks."""
-    from autodidact.apps.evaluate import evaluate_model
+    """Evaluate a model or a run's checkpoint on held-out prompts; with --compare, two models paired."""
+    from autodidact.apps.evaluate import comparison_table, evaluate
 
-    row = evaluate_model(model, task or None, heldout_size, seed, judge, max_new_tokens, dtype)
-    out.print(iteration_table([row], sorted(row["tasks"]), title=f"Held-out evaluation of {model}"))
+    report = evaluate(
+        model, config=config, source=source, verifier=verifier, overrides=set_, tasks=task, iteration=iteration,
+        compare=compare, heldout_size=heldout_size, seed=seed, judge=judge, max_new_tokens=max_new_tokens, dtype=dtype,
+    )
+    names = report.task_names()
+    first = report.evaluations[0]
+    if compare is None:
+        label = "-" if first.target.iteration is None else str(first.target.iteration)
+        title = f"Held-out evaluation of {first.target.label} on {report.heldout.describe}"
+        out.print(iteration_table([first.row(label)], names, title=title))
+        return
+    rows = [e.row(label) for e, label in zip(report.evaluations, ("A", "B"), strict=True)]
+    out.print(iteration_table(rows, names, title=f"Held-out evaluation on {report.heldout.describe}"))
+    out.print(comparison_table(report))
 
 
 @app.command()
@@ -90,9 +146,13 @@ def compare(
     methods: Annotated[
         list[str], typer.Option("--methods", help="Methods to run, comma-separated (default: every judge, SFT).")
     ] = [],
-    dpo_best: Annotated[int, typer.Option(help="Also run DPO for this many of the best SFT self-judges.")] = 2,
-    budget: Annotated[float, typer.Option(help="Share of training prompts per iteration and held-out prompts.")] = 1.0,
-    iterations: Annotated[int, typer.Option(help="Training iterations of every run.")] = 3,
+    dpo_best: Annotated[
+        int, typer.Option(min=0, max=100, help="Also run DPO for this many of the best SFT self-judges.")
+    ] = 2,
+    budget: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of training prompts per iteration and held-out prompts.")
+    ] = 1.0,
+    iterations: Annotated[int, typer.Option(min=1, max=1000, help="Training iterations of every run.")] = 3,
     config: Annotated[Path, typer.Option(help="Base config of every run.")] = Path("configs/default.yaml"),
     output_dir: Annotated[Path, typer.Option(help="Folder of the run directories and compare.json.")] = Path(
         "runs/compare"
@@ -123,7 +183,9 @@ def report(
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Where to write the HTML (default RUN_DIR/report.html).")
     ] = None,
-    examples: Annotated[int, typer.Option(help="Training prompts shown per iteration in the example tables.")] = 5,
+    examples: Annotated[
+        int, typer.Option(min=0, max=1000, help="Training prompts shown per iteration in the example tables.")
+    ] = 5,
 ) -> None:
     """Write one self-contained HTML report of a run: plots, monitors, alerts, examples."""
     from autodidact.apps.report import write_report
@@ -142,7 +204,7 @@ def review(
     host: Annotated[
         str, typer.Option(help="Address the web page listens on; any but loopback needs --token.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the web page.")] = 8765,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the web page.")] = 8765,
     token: Annotated[
         Optional[str],
         typer.Option(envvar="AUTODIDACT_REVIEW_TOKEN", show_envvar=True,
@@ -195,10 +257,12 @@ def chat(
     compare: Annotated[
         bool, typer.Option("--compare", help="Show the base model's and the improved model's answers side by side.")
     ] = False,
-    max_new_tokens: Annotated[int, typer.Option(help="Most tokens per reply.")] = 256,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (0: greedy).")] = 0.7,
+    max_new_tokens: Annotated[int, typer.Option(min=1, max=8192, help="Most tokens per reply.")] = 256,
+    temperature: Annotated[float, typer.Option(min=0.0, max=5.0, help="Sampling temperature (0: greedy).")] = 0.7,
     system: Annotated[Optional[str], typer.Option(help="System message that starts the conversation.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the first reply (reply k uses seed + k).")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of the first reply (reply k uses seed + k).")
+    ] = 0,
 ) -> None:
     """Chat with a model in the terminal (/reset clears the history, /exit quits)."""
     from autodidact.apps.chat import chat as chat_loop
@@ -208,11 +272,40 @@ def chat(
 
 @app.command()
 def init(path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path("autodidact.yaml")) -> None:
-    """Write an example config listing every option with a comment."""
+    """Write an example config listing every option with a comment (missing folders are created)."""
+    if path.is_dir():
+        raise AutodidactError(f"'{path}' is a folder; give a file path such as {path / 'autodidact.yaml'}.")
     if path.exists():
         raise AutodidactError(f"'{path}' exists; choose another path or delete it first.")
-    path.write_text(example_yaml(), encoding="utf-8")
+    folder = next(p for p in path.parents if p.exists())  # missing folders are created
+    if not folder.is_dir():
+        raise AutodidactError(f"'{folder}' is a file, so {path} cannot be written; choose another path.")
+    _write_new(path, example_yaml(), "choose another path")
     out.print(f"Wrote {path}. Run it with: autodidact run {path}")
+
+
+def _write_new(path: Path, text: str, fix: str) -> None:
+    """Write a new file whole or not at all: missing folders made, a temporary name renamed when complete.
+
+    A failure (read-only folder, full disk) removes what was made and raises one line ending in `fix`.
+    """
+    import shutil
+    from contextlib import suppress
+
+    from autodidact.errors import file_error
+
+    created = next((p for p in reversed([path.parent, *path.parent.parents]) if not p.exists()), None)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.rename(path)
+    except OSError as exc:
+        with suppress(OSError):  # nothing to remove when the folder could not be made
+            tmp.unlink(missing_ok=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise file_error(exc, fix, path) from None
 
 
 def main() -> None:
@@ -227,16 +320,31 @@ def main() -> None:
             sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)
         where = ctx.command_path if ctx is not None else "autodidact"
-        _print_error(f"{exc.format_message().rstrip('.')}; check `{where} --help`.")
+        _print_error(f"{_usage_message(exc)}; check `{where} --help`.")
         sys.exit(2)
     except AutodidactError as exc:
         _print_error(str(exc))
+        sys.exit(2)
+    except OSError as exc:  # the last resort: the commands turn the ones they expect into a specific fix
+        from autodidact.errors import file_error
+
+        _print_error(str(file_error(exc, "check the path, its permissions and the free space")))
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
         code = 130
     if code == 130:  # typer turns Ctrl-C into exit code 130
         err.print("interrupted; continue with `autodidact resume RUN_DIR`")
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_message(exc: typer.TyperException) -> str:
+    """Click's message, with the value given where typer's pydantic check left it out ('... (got -3)')."""
+    message = exc.format_message().rstrip(".")
+    cause = exc.__cause__
+    if isinstance(cause, ValidationError) and cause.errors() and "input" in cause.errors()[0]:
+        given = str(cause.errors()[0]["input"])
+        message += f" (got {given if len(given) <= 40 else given[:37] + '...'})"
+    return message
 
 
 def _print_error(message: str) -> None:
