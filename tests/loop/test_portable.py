@@ -240,6 +240,32 @@ def test_a_run_is_reported_while_another_process_holds_its_store(made, here, tmp
         holder.close()
 
 
+HOLD = """
+import fcntl, sys, time
+with open(sys.argv[1], "rb") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)  # what a running `autodidact run` or `resume` of the run holds
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_second_resume_is_refused_while_another_process_runs_the_run(made, here, tmp_path, capsys):
+    import subprocess
+
+    copy = _copy(made["run"], tmp_path / "running")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(copy / "run.sqlite")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        code, stderr, _ = cli_main("resume", str(copy), capsys=capsys)
+        assert code == 2 and stderr.count("\n") == 1, stderr
+        assert "is in use by another autodidact process" in stderr and "wait for that process to end" in stderr
+    finally:
+        holder.communicate("\n", timeout=30)  # the process ends: the kernel drops its lock
+    code, stderr, out = cli_main("resume", str(copy), capsys=capsys)  # the fix the error names: then resume
+    assert code == 0 and "Stopped: reached max_iterations=2" in out, stderr
+
+
 def test_no_absolute_path_of_the_machine_is_written_into_a_run(made, here, tmp_path):
     copy = _copy(made["run"], tmp_path / "grep")
     write_report(copy)

@@ -8,9 +8,11 @@ which a test or an extension changes one stage or one component.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -48,7 +50,7 @@ def run(config: RunConfig | dict | str | Path, plan: StagePlan | None = None, am
     policy = load_policy(config, None)  # before writing anything: a bad model must leave no trace
     # The topmost folder this start creates (output_dir itself may be new): a failed start removes it.
     created = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)
-    with _begin(config, run_dir, created) as store:
+    with _begin(config, run_dir, created) as store, only_writer(run_dir):
         ctx = None
         try:  # building the tasks reads the user's files: a bad one must leave no run behind either
             ctx = _context(config, run_dir, store, amend, policy)
@@ -112,11 +114,34 @@ def resume(run_dir: str | Path, plan: StagePlan | None = None, amend: Amend | No
     # The saved config's output_dir and name say where the run began; the run is wherever `run_dir` is now.
     config = load_config(run_dir / CONFIG_FILE)
     require_tracker(config.tracking)
-    with RunStore(run_dir / STORE_FILE) as store:
+    with only_writer(run_dir), RunStore(run_dir / STORE_FILE) as store:
         if store.get_meta("stop_reason"):
             return collect_result(run_dir, store)
         _check_last_checkpoint(run_dir, store)
         return Runner(_context(config, run_dir, store, amend), plan or plan_for(config)).run()
+
+
+@contextmanager
+def only_writer(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run's store while this process runs it; refuse a second runner.
+
+    SQLite's own locks guard one transaction, not a run: two `resume`s of one run would interleave
+    their stages. flock(2) on run.sqlite is separate from SQLite's fcntl locks, and the kernel drops it
+    when the process ends, however it ends (no stale lock file to clean up).
+    """
+    store = run_dir / STORE_FILE
+    if not store.is_file():  # killed before the store was made: nothing to share yet
+        yield
+        return
+    with store.open("rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AutodidactError(
+                f"run '{run_dir}' is in use by another autodidact process (a run or resume of it is still going); "
+                "wait for that process to end, or stop it, then resume."
+            ) from None
+        yield
 
 
 def _check_writable(run_dir: Path) -> None:
