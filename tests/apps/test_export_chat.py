@@ -144,7 +144,8 @@ def test_export_errors_leave_nothing_behind(run_dir, tmp_path, monkeypatch):
     run = shutil.copytree(run_dir, tmp_path / "run")  # the best is changed below
     with RunStore(run / "run.sqlite") as store, store.transaction():
         store.set_meta("best_iteration", "0")  # what the loop records when no checkpoint beat the base
-    with pytest.raises(AutodidactError, match=r"best is iteration 0, the base model \(no trained iteration beat it.*--iteration last or a number \(have: 1\)"):
+    refusal = r"best is iteration 0, the base model \(no trained iteration beat it.*--iteration last or a number \(have: 1\)"
+    with pytest.raises(AutodidactError, match=refusal):
         export_run(run, tmp_path / "a")
     with pytest.raises(AutodidactError, match=r"iteration 5 has no checkpoint\. Choose one of: 1"):
         export_run(run, tmp_path / "a", iteration="5")

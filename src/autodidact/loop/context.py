@@ -96,7 +96,9 @@ def build_context(config: RunConfig, run_dir: Path, store: RunStore, policy: tup
     judge = build_judge(config.judge, judging, tasks, engine_for=lambda m: TokenCounter(engine_for(m), into=judging))
     scorer = heldout_judge(judge, config.judge, judging)
     if config.evaluation.judge_heldout and scorer is not judge:
-        log.info("held-out answers are scored by the direct judge (%s compares samples)", judge.name)
+        # With -v only: the results table's caption names the held-out judge.
+        log.debug("held-out answers are scored by a direct judge: the %s judge compares samples (for some or all "
+                  "tasks), which cannot score one answer", judge.name)
     ctx = RunContext(
         config=config, run_dir=run_dir, store=store, policy=model, tokenizer=tokenizer, engine=engine,
         judge_engine=judging, judge=judge, heldout_judge=scorer, reference_judge=None, tasks=tasks,
