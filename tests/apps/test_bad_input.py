@@ -246,16 +246,28 @@ def _writable(path: Path) -> bool:
     return True
 
 
+def _bind_read_only(path: Path) -> bool:
+    """Mount `path` over itself read-only (root, where chattr +i is not supported); whether it worked."""
+    if subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True).returncode != 0:
+        return False
+    if subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", str(path)], capture_output=True)
+        return False
+    return True
+
+
 @contextmanager
 def read_only(paths: list[Path]) -> Iterator[None]:
-    """Make `paths` read-only for the case, root included: `chattr +i` as root (chmod does not stop root),
-    chmod otherwise; restored afterwards. Where neither works, the case fails under CI and is skipped elsewhere."""
-    root, changed = os.geteuid() == 0, []
+    """Make `paths` read-only for the case, root included: `chattr +i` as root (chmod does not stop root), or a
+    read-only bind mount where the filesystem has no immutable flag; chmod otherwise; restored afterwards. Where neither works, the case fails under CI and is skipped elsewhere."""
+    root, changed, mounted = os.geteuid() == 0, [], []
     try:
         for path in paths:
             mode = path.stat().st_mode
             if root:
                 subprocess.run(["chattr", "+i", str(path)], capture_output=True)
+                if _writable(path) and _bind_read_only(path):  # a filesystem without the immutable flag
+                    mounted.append(path)
             else:
                 path.chmod(mode & ~0o222)
             changed.append((path, mode))
@@ -267,6 +279,8 @@ def read_only(paths: list[Path]) -> Iterator[None]:
             pytest.skip(message)
         yield
     finally:
+        for path in reversed(mounted):
+            subprocess.run(["umount", str(path)], capture_output=True)
         for path, mode in reversed(changed):
             if root:
                 subprocess.run(["chattr", "-i", str(path)], capture_output=True)
