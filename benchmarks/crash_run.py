@@ -37,7 +37,8 @@ def build_tiny_model(path: Path) -> str:
 
 
 def tiny_run_config(model_dir: str, output_dir: Path, name: str, seed: int = 0) -> dict:
-    """tests/test_loop.py's tiny_config with a 2-prompt diversity probe and no embedder (fast)."""
+    """A 2-iteration run on a tiny model in seconds, with a 2-prompt diversity probe and no embedder (fast);
+    tests/loop/test_loop.py's tiny_config is this with the default probe."""
     return {
         "name": name,
         "output_dir": str(output_dir),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 import autodidact
@@ -10,19 +13,16 @@ from autodidact.errors import AutodidactError
 from autodidact.loop import STORE_FILE
 from autodidact.store import RunStore
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from crash_run import tiny_run_config  # noqa: E402  (one tiny run for the loop tests and the crash harness)
+
 
 def tiny_config(model_dir: str, out, name: str = "run", **stopping) -> dict:
-    return {
-        "name": name,
-        "output_dir": str(out),
-        "model": {"name": model_dir, "dtype": "float32", "device": "cpu"},
-        "tasks": {"train_size": 6, "heldout_size": 4, "prompts_per_iteration": 3},
-        "generation": {"samples_per_prompt": 2, "max_new_tokens": 6},
-        "judge": {"batch_size": 8},
-        "training": {"lora_r": 2, "lora_alpha": 4, "batch_size": 4},
-        "evaluation": {"max_new_tokens": 6},
-        "stopping": {"max_iterations": 2, "patience": 5, **stopping},
-    }
+    """The crash harness's tiny run (benchmarks/crash_run.py) with the default diversity probe."""
+    config = tiny_run_config(model_dir, out, name)
+    del config["monitors"]
+    config["stopping"] = {"max_iterations": 2, "patience": 5, **stopping}
+    return config
 
 
 def _table(run_dir, sql: str):

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from autodidact.apps.export import PROVENANCE_FILE, open_run, pick_checkpoint
+from autodidact.apps.export import PROVENANCE_FILE, is_run_dir, open_run, pick_checkpoint
 from autodidact.config import load_config
 from autodidact.errors import AutodidactError
 from autodidact.models import load_model
+from autodidact.models.merge import load_adapter
 from autodidact.records import Message
 from autodidact.stopping import checkpoint_label
 from autodidact.store import CHECKPOINTS
@@ -37,12 +38,10 @@ class ChatModel:
     device: str = "auto"
 
 
-def _load_adapter(checkpoint: Path, base: str, dtype: str, device: str):
-    from peft import PeftModel
-
-    model, tokenizer = load_model(base, dtype, device)
+def _load_adapter(checkpoint: Path, base: str | None, dtype: str = "auto", device: str = "auto"):
+    model, tokenizer = load_adapter(checkpoint, base, dtype, device)
     # Merged: one matmul per layer instead of three; this copy is never trained.
-    return PeftModel.from_pretrained(model, str(checkpoint)).merge_and_unload(), tokenizer
+    return model.merge_and_unload(), tokenizer
 
 
 def _iteration_title(path: Path, iteration: int | None = None, best: int | None = None) -> str:
@@ -59,7 +58,7 @@ def load_chat_model(model_or_run: str) -> ChatModel:
         AutodidactError: a run without checkpoints, or a spec `load_model` refuses.
     """
     path = Path(model_or_run).expanduser()
-    if (path / "config.yaml").is_file() and (path / "run.sqlite").is_file():
+    if is_run_dir(path):
         config, store = open_run(path)
         with store:
             chosen = "best" if store.best_checkpoint() is not None else "last"
@@ -85,7 +84,7 @@ def load_chat_model(model_or_run: str) -> ChatModel:
     title = _iteration_title(path, info.get("iteration"), info.get("best_iteration"))
     if (path / "adapter_config.json").is_file():  # a LoRA checkpoint or an adapter-only export
         base = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]
-        model, tokenizer = _load_adapter(path, base, "auto", "auto")
+        model, tokenizer = _load_adapter(path, base)
         return ChatModel(model, tokenizer, title, base)
     base = info.get("base_model")
     run_config = path.parent.parent / "config.yaml"  # RUN/checkpoints/iter-N holding full fine-tuned weights

@@ -23,24 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from autodidact import embeddings
-from autodidact.apps.export import CONFIG_FILE, STORE_FILE, open_run, pick_checkpoint
+from autodidact.apps.export import is_run_dir, open_run, pick_checkpoint
 from autodidact.config import RunConfig, load_config, validate_config
 from autodidact.engines import Engine
 from autodidact.errors import AutodidactError
 from autodidact.loop.prompts import check_heldout_size
 from autodidact.models import load_model, resolve_model
+from autodidact.models.merge import load_adapter
 from autodidact.records import Prompt
 from autodidact.tasks import TASKS, Task, build_tasks
 from autodidact.tasks.base import Restores
 from autodidact.training.policy import policy_from
 
 ITERATION_WORDS = ("best", "last", "base")
-
-
-def is_run_dir(path: str | Path) -> bool:
-    """Whether `path` holds a run (its config.yaml and run.sqlite)."""
-    path = Path(path).expanduser()
-    return (path / CONFIG_FILE).is_file() and (path / STORE_FILE).is_file()
 
 
 @dataclass
@@ -198,26 +193,11 @@ def load_target(target: Target, dtype: str, device: str) -> tuple[Any, Any]:
         # its base otherwise), so the answers are the ones the run's own evaluation gave.
         model, tokenizer = policy_from(c.model.name, checkpoint, c.training, dtype, device, seed=c.seed)
     elif (Path(target.spec).expanduser() / "adapter_config.json").is_file():  # a LoRA checkpoint: adapter on its base
-        model, tokenizer = _adapter(Path(target.spec).expanduser(), dtype, device, target.field)
+        model, tokenizer = load_adapter(Path(target.spec).expanduser(), None, dtype, device, target.field)
     else:
         model, tokenizer = load_model(target.spec, dtype, device, field=target.field)
     model.eval()
     return model, tokenizer
-
-
-def _adapter(folder: Path, dtype: str, device: str, field: str) -> tuple[Any, Any]:
-    import json
-
-    from peft import PeftModel  # with torch, only once a model is loaded
-
-    try:
-        base = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise AutodidactError(
-            f"{field} '{folder}': adapter_config.json cannot be read ({exc}); give a complete LoRA checkpoint."
-        ) from None
-    base_model, tokenizer = load_model(base, dtype, device, field=field)
-    return PeftModel.from_pretrained(base_model, str(folder)), tokenizer
 
 
 def _resolve(spec: str, field: str) -> None:

@@ -26,13 +26,13 @@ from autodidact.apps.eval_inputs import (
     Target,
     builtin_set,
     config_set,
-    is_run_dir,
     load_target,
     run_set,
     run_target,
     source_set,
     target,
 )
+from autodidact.apps.export import is_run_dir
 from autodidact.config import JudgeConfig, RunConfig
 from autodidact.config import judge_config as judge_section
 from autodidact.engines import TransformersEngine

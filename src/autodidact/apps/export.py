@@ -38,10 +38,16 @@ FORMATS = ("hf", "gguf")
 OTHER_OUT = "choose another output directory"
 
 
+def is_run_dir(path: str | Path) -> bool:
+    """Whether `path` holds a run (its config.yaml and run.sqlite)."""
+    path = Path(path).expanduser()
+    return (path / CONFIG_FILE).is_file() and (path / STORE_FILE).is_file()
+
+
 def open_run(run_dir: Path) -> tuple[RunConfig, RunStore]:
     """The saved config and the store of a run directory; AutodidactError if it is not one."""
-    run_dir = Path(run_dir)
-    if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / STORE_FILE).is_file():
+    run_dir = Path(run_dir).expanduser()
+    if not is_run_dir(run_dir):
         raise AutodidactError(
             f"'{run_dir}' is not a run directory (no {CONFIG_FILE} and {STORE_FILE}). Check the path."
         )

@@ -1,13 +1,15 @@
-"""A run's checkpoint as one plain model: the LoRA adapter merged into its base, or a full fine-tune as it is.
-
-Used by `autodidact export` and by the server engine's 'merged' reload, which both write these weights out.
+"""A run's checkpoint as a model: a LoRA adapter on its base (`load_adapter`: chat, eval), or as one plain
+model with the adapter merged in, or a full fine-tune as it is (`merged_model`: `autodidact export` and the
+server engine's 'merged' reload, which both write these weights out).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+from autodidact.errors import AutodidactError
 from autodidact.models import load_model, resolve_model
 
 
@@ -18,6 +20,31 @@ def drop_quantization(model: Any) -> None:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.hf_quantizer = None
+
+
+def load_adapter(
+    checkpoint: Path, base: str | None = None, dtype: str = "auto", device: str = "auto", field: str = "model.name"
+) -> tuple[Any, Any]:
+    """(PeftModel, tokenizer): a LoRA checkpoint on its base model.
+
+    Args:
+        base: the base model spec (a run's `model.name`); None reads the one the checkpoint's
+            adapter_config.json names (an adapter-only export, a checkpoint handed over alone).
+        field: the option or key that named the checkpoint or its base, for errors.
+    """
+    from peft import PeftModel  # peft loads only when there is an adapter
+
+    checkpoint = Path(checkpoint)
+    if base is None:
+        try:
+            config = json.loads((checkpoint / "adapter_config.json").read_text(encoding="utf-8"))
+            base = config["base_model_name_or_path"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AutodidactError(
+                f"{field} '{checkpoint}': adapter_config.json cannot be read ({exc}); give a complete LoRA checkpoint."
+            ) from None
+    model, tokenizer = load_model(base, dtype, device, field=field)
+    return PeftModel.from_pretrained(model, str(checkpoint)), tokenizer
 
 
 def merged_model(model_name: str, checkpoint: Path) -> tuple[Any, Any, str]:
@@ -33,11 +60,9 @@ def merged_model(model_name: str, checkpoint: Path) -> tuple[Any, Any, str]:
     """
     checkpoint = Path(checkpoint)
     if (checkpoint / "adapter_config.json").is_file():
-        from peft import PeftModel  # peft loads only when there is an adapter to merge
-
         # Merge in float32 whatever the target dtype: W + BA rounds once, at the end.
-        base, tokenizer = load_model(model_name, "float32", "cpu")
-        model = PeftModel.from_pretrained(base, str(checkpoint)).merge_and_unload()
+        model, tokenizer = load_adapter(checkpoint, model_name, "float32", "cpu")
+        model = model.merge_and_unload()
         base_path = resolve_model(model_name)
     else:
         model, tokenizer = load_model(str(checkpoint), "float32", "cpu")
@@ -46,4 +71,4 @@ def merged_model(model_name: str, checkpoint: Path) -> tuple[Any, Any, str]:
     return model, tokenizer, base_path
 
 
-__all__ = ["drop_quantization", "merged_model"]
+__all__ = ["drop_quantization", "load_adapter", "merged_model"]
