@@ -100,13 +100,14 @@ def bench_judging(w: Workload) -> dict:
     section("3. judging")
     from autodidact.judges import JudgeItem
     from autodidact.judges.direct import DirectScoreJudge
+    from autodidact.config.judge_methods import RubricJudgeConfig
     from autodidact.judges.rubric import RubricJudge
 
     items = [JudgeItem(f"s{i}", p, text) for i, (p, text, _) in enumerate(w.samples)]
     judges = {
         "logprobs": w.judge,
         "generate": DirectScoreJudge(w.engine, mode="generate"),
-        "rubric_generate": RubricJudge(w.engine, criteria=w.config.judge.criteria, mode="generate", reasoning_tokens=96),
+        "rubric_generate": RubricJudge(w.engine, criteria=RubricJudgeConfig().criteria, mode="generate", reasoning_tokens=96),
     }
     out, scores = {}, {}
     for name, judge in judges.items():
