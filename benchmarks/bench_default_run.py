@@ -57,9 +57,15 @@ def main() -> None:
     console.print(f"wall {wall:.1f} s ({wall / 60:.2f} min) for {len(result.iterations) - 1} iterations; "
                   f"peak RSS {peak_mb:.0f} MiB; one-time model resolve {convert_s:.1f} s")
     console.print("stage totals (s): " + ", ".join(f"{k} {v:.1f}" for k, v in per_stage.items()))
+    peaks = {row["iteration"]: row.get("peak_rss_mib", {}) for row in result.iterations}
+    for it, by_stage in peaks.items():
+        if by_stage:
+            top = max(by_stage, key=by_stage.get)
+            console.print(f"iteration {it} peak RSS by stage (MiB): " + ", ".join(f"{k} {v}" for k, v in by_stage.items())
+                          + f"  -> highest: {top}")
     out = ROOT / "bench-results" / "default_run.json"
     out.write_text(json.dumps({
-        "wall_seconds": wall, "peak_rss_mib": peak_mb, "stage_seconds": per_stage,
+        "wall_seconds": wall, "peak_rss_mib": peak_mb, "stage_seconds": per_stage, "stage_peak_rss_mib": peaks,
         "iterations": result.iterations, "stop_reason": result.stop_reason, "python": sys.version,
     }, indent=2, default=str))
     console.print(f"wrote {out}")

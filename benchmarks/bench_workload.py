@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from autodidact.memory import reset_peak_rss, rss_mib  # noqa: F401  (re-exported for bench_speed)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -38,19 +40,6 @@ def model_shapes(model, rows: int) -> list[tuple[int, int, int]]:
 
 
 # --- helpers ------------------------------------------------------------------
-
-
-def rss_mib() -> tuple[float, float]:
-    """(current, peak since the last reset) resident memory of this process, MiB."""
-    fields = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
-def reset_peak_rss() -> None:
-    Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM to the current RSS
 
 
 def spearman(x: list[float], y: list[float]) -> float | None:

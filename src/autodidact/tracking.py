@@ -261,14 +261,16 @@ def iteration_payload(store: RunStore, iteration: int) -> tuple[dict[str, float]
     """What the loop sends after an iteration's monitor stage: tracker-named metrics (no None) and sample rows.
 
     Held-out metrics become `heldout/<name>` and `heldout/<task>/<name>`, judge statistics `judge/<name>`,
-    monitor values `monitors/<name>`; plus `stage_seconds/<stage>`, `training/<loss|examples|steps|tokens>`,
+    monitor values `monitors/<name>`; plus `stage_seconds/<stage>`, `memory/peak_rss_mib/<stage>` (Linux), `training/<loss|examples|steps|tokens>`,
     `selection/kept`, `judge/failed` and `monitors/alerts`.
     """
     rows = store.metrics(iteration)
     heldout = {r["name"] for r in rows if r["task"]} | {"heldout_metric"}
     judge_info = store.stage_info(iteration, "judge") or {}
     metrics = {_metric_name(r["name"], r["task"], heldout, set(judge_info)): r["value"] for r in rows}
-    metrics |= {f"stage_seconds/{stage}": s for stage, s in store.stage_seconds(iteration).items()}
+    stages = store.stage_seconds(iteration)
+    metrics |= {f"stage_seconds/{stage}": s for stage, s in stages.items()}
+    metrics |= {f"memory/peak_rss_mib/{s}": (store.stage_info(iteration, s) or {}).get("peak_rss_mib") for s in stages}
     train = store.stage_info(iteration, "train") or {}
     metrics |= {f"training/{k}": train.get(k) for k in ("loss", "examples", "steps", "tokens")}
     select = store.stage_info(iteration, "select") or {}

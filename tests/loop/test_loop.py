@@ -40,6 +40,9 @@ def test_run_produces_every_stage_metric_and_checkpoint(tiny_llama, tmp_path):
             assert 0.0 <= task["pass_low"] <= task["pass_rate"] <= task["pass_high"] <= 1.0
             assert task["n"] == 4.0
     assert set(result.iterations[1]["seconds"]) == {"generate", "judge", "select", "train", "evaluate", "monitor"}
+    if sys.platform == "linux":  # each stage's own peak resident memory: at least the loaded model's
+        peaks = result.iterations[1]["peak_rss_mib"]
+        assert set(peaks) == set(result.iterations[1]["seconds"]) and min(peaks.values()) >= 50
     # The monitors measured every iteration; training-side measures exist from iteration 1 on.
     for row in result.iterations:
         assert 0.0 < row["distinct_1"] <= 1.0 and 0.0 <= row["self_bleu"] <= 1.0

@@ -44,6 +44,8 @@ def iteration_rows(store: RunStore) -> list[dict]:
         row["judge_failed_train"] = judge_info.get("failed")
         row["heldout_judge"] = (store.stage_info(it, "evaluate") or {}).get("heldout_judge")
         row["seconds"] = store.stage_seconds(it)
+        peaks = {stage: (store.stage_info(it, stage) or {}).get("peak_rss_mib") for stage in row["seconds"]}
+        row["peak_rss_mib"] = {stage: mib for stage, mib in peaks.items() if mib is not None}
         rows.append(row)
     return rows
 

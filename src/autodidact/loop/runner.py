@@ -23,6 +23,7 @@ from autodidact.loop.prompts import prepare_prompts
 from autodidact.loop.results import RunResult, collect_result
 from autodidact.loop.stages import STAGES, Stage, StagePlan
 from autodidact.loop.stages.train import learning_rate
+from autodidact.memory import reset_peak_rss, rss_mib
 from autodidact.review.gate import agreement_stop, pause_message
 from autodidact.stopping import best_iteration, stop_reason
 from autodidact.tracking import NullTracker, run_tracker
@@ -86,10 +87,14 @@ class Runner:
             return
         log.debug("iteration %d: %s", it, stage.name)  # with -v: the default output is progress and results
         start = time.perf_counter()
+        peak_known = reset_peak_rss()
         output = stage.run(self.ctx, it)
+        info = output.info()
+        if peak_known and (memory := rss_mib()):  # the stage's own peak resident memory (Linux)
+            info["peak_rss_mib"] = round(memory[1])
         with self.store.transaction():
             output.write(self.store, it)
-            self.store.finish_stage(it, stage.name, time.perf_counter() - start, output.info())
+            self.store.finish_stage(it, stage.name, time.perf_counter() - start, info)
         stage.after_commit(self.ctx, it, output)
 
     def _continued(self, it: int) -> bool:
