@@ -74,3 +74,19 @@ def test_gguf_tensor_processors_still_undo_llamas_head_permutation():
     if not (np.array_equal(unpermuted, want) and np.array_equal(kept, weights)):
         pytest.fail("compat.transformers.gguf_tensor_processors: the llama processor no longer un-permutes "
                     "q heads as the export assumes; revisit it")
+
+
+def test_cache_argument_is_a_name_the_forward_uses(tiny_llama):
+    from peft import LoraConfig, get_peft_model
+    from transformers import DynamicCache
+
+    model, _ = load_model(tiny_llama, dtype="float32", device="cpu")
+    name = compat.cache_argument(model)
+    assert name in ("cache", "past_key_values")
+    cache = DynamicCache(config=model.config)
+    with torch.no_grad():
+        model(input_ids=torch.tensor([[5, 9, 14]]), **{name: cache}, use_cache=True)
+    if cache.get_seq_length() != 3:  # a name the forward swallows into **kwargs leaves the cache empty
+        pytest.fail(f"compat.transformers.cache_argument: the forward ignored a cache passed as {name!r}")
+    peft = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
+    assert compat.cache_argument(peft) == name  # read through the PEFT wrapper's **kwargs

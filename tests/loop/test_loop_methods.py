@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from unittest.mock import ANY
 
 import pytest
 from test_loop import tiny_config
@@ -30,7 +31,7 @@ def test_pairwise_run_scores_heldout_with_a_direct_judge_and_records_the_auc(tin
     with RunStore(tmp_path / "pw" / STORE_FILE) as store:
         heldout = {p.id: p for p in store.prompts(split="heldout")}
         for it in (0, 1):
-            assert store.stage_info(it, "evaluate") == {"heldout_judge": "direct"}
+            assert store.stage_info(it, "evaluate") == {"heldout_judge": "direct", "peak_rss_mib": ANY}
             answers = [s for s in store.samples(it) if s.prompt_id in heldout]
             by_sample = {j.sample_id: j for j in store.judgments(it)}
             assert len(answers) == 8 and all(by_sample[s.id].judge == "direct" for s in answers)
@@ -133,9 +134,9 @@ def test_revisions_are_stored_by_the_judge_stage_and_survive_a_resume(tiny_llama
         assert {e.sample_id: (e.completion, e.score) for e in selection[6:]} == {
             sid: (text, None) for sid, text in expected.items()
         }
-        assert store.stage_info(1, "select") == {"kept": 6 + len(expected), "revisions": len(expected)}
+        assert store.stage_info(1, "select") == {"kept": 6 + len(expected), "revisions": len(expected), "peak_rss_mib": ANY}
         assert store.stage_info(1, "train")["examples"] == 6 + len(expected)
-        assert store.stage_info(1, "evaluate") == {"heldout_judge": "direct"}
+        assert store.stage_info(1, "evaluate") == {"heldout_judge": "direct", "peak_rss_mib": ANY}
 
 
 @pytest.mark.parametrize(

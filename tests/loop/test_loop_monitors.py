@@ -8,6 +8,7 @@ import logging
 import re
 from dataclasses import replace
 from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 from rich.console import Console
@@ -232,4 +233,4 @@ def test_length_band_dedup_and_temperature_schedule_act_inside_a_run(tiny_llama,
                 (f"it{it}-{train[0].id}-1", "[s8] the twin answer", 8.0),
                 (f"it{it}-{train[2].id}-1", f"[s8] an answer of its own to {rendered[2]}", 8.0),
             }
-            assert store.stage_info(it, "select") == {"near_duplicates": 1, "kept": 2}
+            assert store.stage_info(it, "select") == {"near_duplicates": 1, "kept": 2, "peak_rss_mib": ANY}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
+from unittest.mock import ANY
 
 import pytest
 import torch
@@ -227,7 +228,7 @@ def test_loop_with_dpo_stores_pairs_and_trains_on_them(tiny_llama, tmp_path):
         pairs = store.pairs(1)
         assert pairs, "2 tasks x 3 prompts x 3 samples should give at least one pair"
         assert store.counts()["selections"] == 0 and store.counts()["pairs"] == len(pairs)
-        assert store.stage_info(1, "select") == {"pairs": len(pairs)}
+        assert store.stage_info(1, "select") == {"pairs": len(pairs), "peak_rss_mib": ANY}
         assert store.stage_info(1, "train")["examples"] == len(pairs)
         score = {j.sample_id: j.score for j in store.judgments(1)}
         for pair in pairs:

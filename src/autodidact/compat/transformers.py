@@ -1,11 +1,23 @@
 """Workarounds of transformers' internals (written for transformers 5.25.0).
 
-Canaries: tests/compat/test_transformers.py.
+Canaries: tests/compat/test_compat_transformers.py.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
+
+
+def cache_argument(model) -> str:
+    """The name under which `model.forward` takes a KV cache: "cache", or "past_key_values" before the rename.
+
+    Why: transformers 5.25 renamed `past_key_values` to `cache` (the old name warns and goes in 5.40); a
+    cache passed under a name the forward does not know would be swallowed by its `**kwargs` and silently
+    ignored, so the name is read from the signature rather than assumed.
+    """
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT wrapper forwards **kwargs
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
 
 def repeat_cache_rows(cache, n: int) -> None:

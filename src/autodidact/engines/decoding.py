@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from autodidact.compat.transformers import repeat_cache_rows, select_cache_rows
+from autodidact.compat.transformers import cache_argument, repeat_cache_rows, select_cache_rows
 
 # The nucleus is looked for among this many top tokens first; rows whose
 # nucleus is larger fall back to sorting the whole vocabulary.
@@ -195,9 +195,8 @@ def _decode_batch(model, prompts, n, sampler, generators, max_new_tokens, stop_i
     ids, mask, positions, lengths = ids.to(device), mask.to(device), positions.to(device), lengths.to(device)
 
     cache = StaticCache(config=model.config, max_cache_len=total)
-    out = model(
-        input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1
-    )
+    cached = {cache_argument(model): cache}
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, **cached, use_cache=True, logits_to_keep=1)
     logits = out.logits[:, -1]
     if n > 1:  # one prefill per prompt, shared by its samples
         repeat_cache_rows(cache, n)
@@ -229,7 +228,7 @@ def _decode_batch(model, prompts, n, sampler, generators, max_new_tokens, stop_i
             input_ids=nxt.unsqueeze(1),
             attention_mask=mask,
             position_ids=(lengths + step).unsqueeze(1),
-            past_key_values=cache,
+            **cached,
             use_cache=True,
         )
         logits = out.logits[:, -1]

@@ -20,6 +20,7 @@ import torch
 
 from autodidact.engines.base import Completion, SamplingParams
 from autodidact.engines.decoding import DecodeOptions, NucleusSampler, decode, plan_batches
+from autodidact.engines.scoring import ScoreOptions, continuation_ids, plan_score_batches, score_batch
 from autodidact.progress import progress_bar
 from autodidact.records import Message
 
@@ -47,6 +48,7 @@ class TransformersEngine:
         self._merged, self._merged_key = None, None
         self.decode_options = DecodeOptions(max_sequences=batch_size)
         self.score_batch_size = score_batch_size
+        self.score_options = ScoreOptions()  # see engines.scoring: shared prefixes run once
         eos = {tokenizer.eos_token_id}
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
@@ -85,16 +87,6 @@ class TransformersEngine:
     def _encode(self, text: str) -> list[int]:
         # Rendered chat templates already carry their own BOS/special tokens.
         return self.tokenizer(text, add_special_tokens=False).input_ids
-
-    def _left_pad(self, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            mask[i, width - len(row) :] = 1
-        return ids.to(self.device), mask.to(self.device)
 
     # --- generation ----------------------------------------------------------
 
@@ -148,25 +140,8 @@ class TransformersEngine:
     # --- scoring -------------------------------------------------------------
 
     def _continuation_ids(self, prompt: str, continuations: Sequence[str]) -> tuple[int, list[list[int]]]:
-        """Token ids of each continuation as it is tokenized after `prompt`.
-
-        Returns how many trailing characters to strip from every prompt and the
-        ids. Tokenizers that merge a space into the next token (" 7") cannot
-        split "Score: " + "7" at the space; we then move the trailing
-        whitespace from the prompt into the continuation.
-        """
-        for strip in (0, len(prompt) - len(prompt.rstrip())):
-            head = prompt[: len(prompt) - strip]
-            base = self._encode(head)
-            ids = []
-            for cont in continuations:
-                full = self._encode(prompt + cont)
-                if full[: len(base)] != base or len(full) == len(base):
-                    break
-                ids.append(full[len(base) :])
-            else:
-                return strip, ids
-        raise ValueError(f"cannot tokenize continuations {list(continuations)!r} after the prompt consistently")
+        """Characters to strip from every prompt, and each continuation's ids after it (`scoring.continuation_ids`)."""
+        return continuation_ids(self._encode, prompt, continuations)
 
     def _scoring_inputs(
         self, prompts: Sequence[str], continuations: Sequence[str], reference: str | None
@@ -176,7 +151,7 @@ class TransformersEngine:
         return [self._encode(p[: len(p) - strip] if strip else p) for p in prompts], cont_ids
 
     def scoring_batches(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[list[int]]:
-        """Prompt indices per forward pass of `continuation_logprobs`: longest first, so a batch pads little.
+        """Prompt indices per batch of `continuation_logprobs` (`scoring.plan_score_batches`).
 
         As with `generation_batches`, a shard that keeps these whole scores exactly as the whole request.
         """
@@ -185,8 +160,7 @@ class TransformersEngine:
         return self._score_plan(self._scoring_inputs(prompts, continuations, None)[0])
 
     def _score_plan(self, encoded: Sequence[list[int]]) -> list[list[int]]:
-        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-        return [order[start : start + self.score_batch_size] for start in range(0, len(order), self.score_batch_size)]
+        return plan_score_batches(encoded, self.score_batch_size, self.score_options)
 
     @torch.inference_mode()
     def continuation_logprobs(
@@ -197,13 +171,7 @@ class TransformersEngine:
         batches: Sequence[Sequence[int]] | None = None,
         reference: str | None = None,
     ) -> list[list[float]]:
-        """log P(continuation | prompt), teacher-forced, for every pair.
-
-        A multi-token continuation ("10" as "1", "0") is scored by appending
-        all but its last token to the prompt and reading the logits of the
-        last few positions: under causal attention the prompt's positions do
-        not see the appended tokens, so one forward pass serves every
-        continuation that shares that appended part (all of "0".."10").
+        """log P(continuation | prompt), teacher-forced, for every pair; see `engines.scoring` for how.
 
         A shard of a larger request passes that request's `batches` (see
         `scoring_batches`, re-indexed into `prompts`) and its first prompt as
@@ -217,35 +185,12 @@ class TransformersEngine:
             batches = self._score_plan(encoded)
         elif sorted(i for b in batches for i in b) != list(range(len(prompts))):
             raise ValueError("batches must hold every prompt index exactly once")
+        pad, options = self.tokenizer.pad_token_id, self.score_options
         results: list[list[float]] = [[] for _ in prompts]
         with progress_bar(desc, total=len(prompts), unit="prompts") as advance:
             for chunk in batches:
-                for i, row in zip(chunk, self._score_chunk(model, [encoded[i] for i in chunk], cont_ids)):
+                rows = score_batch(model, [encoded[i] for i in chunk], cont_ids, pad, options, self.score_batch_size)
+                for i, row in zip(chunk, rows):
                     results[i] = row
                 advance(len(chunk))
         return results
-
-    def _score_chunk(self, model, rows: list[list[int]], cont_ids: list[list[int]]) -> list[list[float]]:
-        # Group continuations by the tokens that must be appended (all but their last);
-        # single-token continuations join the first group at no cost.
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for c, tokens in enumerate(cont_ids):
-            groups.setdefault(tuple(tokens[:-1]), []).append(c)
-        appended = sorted(groups, key=len, reverse=True)
-        if () in groups and len(appended) > 1:  # fold the single-token ones into the first group
-            groups[appended[0]] += groups.pop(())
-            appended.remove(())
-        scores = torch.zeros(len(rows), len(cont_ids))
-        for extra in appended:
-            ids, mask = self._left_pad([row + list(extra) for row in rows])
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            # Only the last len(extra) + 1 positions' logits are needed; the full
-            # (B, T, V) tensor would cost ~0.5 GB for a 49k vocabulary.
-            keep = len(extra) + 1
-            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=keep)
-            logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B, keep, V)
-            for c in groups[extra]:
-                tokens = cont_ids[c]
-                steps = torch.arange(len(tokens))
-                scores[:, c] = logp[:, steps, torch.tensor(tokens)].sum(-1).cpu()
-        return scores.tolist()
