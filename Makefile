@@ -13,7 +13,7 @@ CHROMIUM := /usr/bin/chromium
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test test-fast bench bench-run compare docs clean
+.PHONY: install demo test test-fast bench bench-run compare docs clean llama-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,9 +47,32 @@ test: $(STAMP) $(CHROMIUM)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration"
 
-# Speed of every stage vs the naive baseline, llama.cpp (with the `bench` extra), TRL GRPO and the
-# machine's ceiling: prints a table, writes bench-results/speed.json (~20 min).
+# llama.cpp's own C++ server, the bench's batched llama.cpp peer: built from the llama.cpp that the installed
+# llama-cpp-python vendors (its sdist), with the same flags (never -march=native), only the llama-server
+# target (~10 min on 2 cores). No web UI (nothing is downloaded at build time), no HTTPS, static libraries.
+LLAMA_SERVER_DIR := .build/llama-server
+LLAMA_SERVER := $(LLAMA_SERVER_DIR)/build/bin/llama-server
+$(LLAMA_SERVER): | $(STAMP)
+	rm -rf $(LLAMA_SERVER_DIR)/src && mkdir -p $(LLAMA_SERVER_DIR)/src
+	version=$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("llama-cpp-python"))') && \
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-binary :all: --no-deps \
+		-d $(LLAMA_SERVER_DIR) "llama-cpp-python==$$version" && \
+	tar xzf $(LLAMA_SERVER_DIR)/llama_cpp_python-$$version.tar.gz -C $(LLAMA_SERVER_DIR)/src --strip-components=1
+	cmake -S $(LLAMA_SERVER_DIR)/src/vendor/llama.cpp -B $(LLAMA_SERVER_DIR)/build -DCMAKE_BUILD_TYPE=Release \
+		$(LLAMA_CMAKE_ARGS) -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF \
+		-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DBUILD_SHARED_LIBS=OFF \
+		> $(LLAMA_SERVER_DIR)/build.log 2>&1 || (tail -20 $(LLAMA_SERVER_DIR)/build.log; exit 1)
+	cmake --build $(LLAMA_SERVER_DIR)/build --target llama-server -j2 >> $(LLAMA_SERVER_DIR)/build.log 2>&1 \
+		|| (tail -20 $(LLAMA_SERVER_DIR)/build.log; exit 1)
+
+llama-server: $(LLAMA_SERVER)
+
+# Speed of every stage vs the naive baseline, llama.cpp (one request at a time, and llama-server with parallel
+# slots), transformers' generate / generate_batch, TRL GRPO and the machine's ceiling: prints a table, writes
+# bench-results/speed.json (~25 min, plus ~10 min to build llama-server once). A failed llama-server build does
+# not stop the bench: its row says why.
 bench: $(STAMP)
+	-$(MAKE) --no-print-directory $(LLAMA_SERVER)
 	$(BIN)/python benchmarks/bench_speed.py
 
 # The default 3-iteration run, timed stage by stage: bench-results/default_run.json.
