@@ -70,6 +70,52 @@ def model_loss_on_cpu(sft_trainer: type) -> type:
     return CPUFriendlySFTTrainer
 
 
+def labelled_head_on_cpu(sft_trainer: type) -> type:
+    """`sft_trainer` (TRL's `SFTTrainer`) running the LM head only on positions that carry loss, on the CPU.
+
+    Why (trl 1.16, transformers 5): on a CPU, TRL's fused LM head scores every
+    position (it keeps only the labelled ones on Triton devices), and so does
+    the model's own loss (`model_loss_on_cpu`). Prompt positions carry no
+    loss, yet the 49k-vocabulary head (a fifth of the bundled model's FLOPs
+    per token, forward and backward) and its softmax ran on them. The model's
+    `logits_to_keep` takes a boolean (batch, seq) mask, so the head runs on
+    the K positions whose next token is labelled, logits (K, vocab), and the
+    loss is the cross-entropy the model's own loss computes: fp32, summed,
+    over `num_items_in_batch` when the model takes loss kwargs (the whole
+    accumulated batch), else over K, and scaled like `Trainer.compute_loss`.
+    A model whose forward cannot take the mask (its head slices by an int)
+    falls back to `sft_trainer`'s own loss, so pass `model_loss_on_cpu(SFTTrainer)`.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    class LabelledHeadSFTTrainer(sft_trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if next(model.parameters()).device.type != "cpu":
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            inputs = {k: v for k, v in inputs.items() if k != "completion_mask"}
+            labels = inputs.pop("labels")  # (batch, seq), -100 where no loss
+            keep = torch.zeros_like(labels, dtype=torch.bool)  # position t predicts token t + 1
+            keep[:, :-1] = labels[:, 1:] != -100
+            targets = labels[:, 1:][keep[:, :-1]]  # (K,)
+            try:
+                outputs = model(**inputs, use_cache=False, logits_to_keep=keep)  # logits (K, vocab)
+            except (IndexError, RuntimeError):  # a model whose head slices only with an int: the full-head path
+                outputs = None
+            if outputs is None or outputs.logits.shape[:-1] != targets.shape:
+                return super().compute_loss(model, {**inputs, "labels": labels}, return_outputs, num_items_in_batch)
+            loss = F.cross_entropy(outputs.logits.float(), targets, reduction="sum")
+            if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+                loss = loss / num_items_in_batch
+                if self.args.average_tokens_across_devices:
+                    loss = loss * self.accelerator.num_processes
+            else:
+                loss = loss / max(targets.numel(), 1)
+            return (loss, outputs) if return_outputs else loss
+
+    return LabelledHeadSFTTrainer
+
+
 def _is_peft(model) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "delete_adapter")
 
