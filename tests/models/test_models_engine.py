@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from autodidact.engines import SamplingParams, TransformersEngine
+from autodidact.engines import SamplingParams, Sleeps, TransformersEngine
 from autodidact.errors import AutodidactError
 from autodidact.models import load_model, resolve_model
 from tiny_models import FAMILIES
@@ -120,6 +120,13 @@ def test_lora_policy_runs_through_a_merged_copy_that_follows_training(tiny_llama
     updated = table(merged_engine)
     assert not torch.allclose(updated, merged, atol=1e-3)
     assert torch.allclose(updated, table(plain_engine), atol=1e-4)
+
+    # While the trainer runs, the engine sleeps: the copy is freed, and the next request builds it anew.
+    assert isinstance(merged_engine, Sleeps)
+    before = merged_engine.inference_model()
+    merged_engine.sleep()
+    assert merged_engine._merged is None
+    assert merged_engine.inference_model() is not before and torch.allclose(table(merged_engine), updated, atol=1e-6)
 
 
 def test_a_shard_of_whole_batches_reproduces_the_whole_request(tiny_engine):

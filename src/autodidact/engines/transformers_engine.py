@@ -68,6 +68,14 @@ class TransformersEngine:
         sums = [torch.stack([p.float().sum(), p.float().square().sum()]) for n, p in self.model.named_parameters() if "lora_" in n]
         return tuple(torch.stack(sums).flatten().tolist())
 
+    def sleep(self) -> None:
+        """Free the merged copy of a LoRA policy while the trainer runs (`engines.Sleeps`).
+
+        Training changes the adapters, so the copy would be rebuilt at the next request anyway; freeing it
+        first keeps one model's memory (558 MB for the bundled model in fp32) out of the trainer's peak.
+        """
+        self._merged, self._merged_key = None, None
+
     def inference_model(self):
         """The model that generates and scores: the live model, or its merged copy for a LoRA policy."""
         if not self.merge_adapters:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 from stage_world import prompt
 
 from autodidact.engines import SamplingParams
@@ -32,7 +34,7 @@ def test_generate_stores_n_samples_per_drawn_prompt_with_origin_generated(stage_
     [(rendered, params)] = ctx.engine.calls
     assert rendered == [f"question {pid}" for pid in drawn]
     assert params == SamplingParams(3, ctx.config.generation.temperature_at(1), 0.9, 7, seed=4 * 1000 + 1)
-    assert ctx.store.stage_info(1, "generate") == {"prompts": 2, "samples": 6, "tokens": 2 * (1 + 2 + 3)}
+    assert ctx.store.stage_info(1, "generate") == {"prompts": 2, "samples": 6, "tokens": 2 * (1 + 2 + 3), "peak_rss_mib": ANY}
 
 
 def test_the_online_draw_stores_no_sample_and_the_train_stage_can_draw_it_again(stage_ctx):
@@ -42,6 +44,6 @@ def test_the_online_draw_stores_no_sample_and_the_train_stage_can_draw_it_again(
     Runner(ctx, ONLINE).run_stage(OnlineDraw(), 2)
 
     info = ctx.store.stage_info(2, "generate")
-    assert info == {"prompts": 2, "prompt_ids": [p.id for p in draw_prompts(ctx.store, ctx.config, 2)], "online": True}
+    assert info == {"prompts": 2, "prompt_ids": [p.id for p in draw_prompts(ctx.store, ctx.config, 2)], "online": True, "peak_rss_mib": ANY}
     assert ctx.store.samples(2) == [] and ctx.engine.calls == []
     assert [s.name for s in ONLINE.stages] == ["generate", "train", "evaluate", "monitor"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 import pytest
 from stage_world import LengthJudge, prompt
 
@@ -26,7 +28,7 @@ def test_judge_scores_the_training_samples_and_stores_its_statistics(stage_ctx):
 
     assert ctx.store.judgments(1) == [Judgment(f"it1-p1-{k}", "length", float(k + 1)) for k in range(4)]
     assert ctx.store.metric(1, "judged") == 4.0
-    assert ctx.store.stage_info(1, "judge") == {"judged": 4.0, "judgments": 4, "failed": 0, "judge_tokens": 0}
+    assert ctx.store.stage_info(1, "judge") == {"judged": 4.0, "judgments": 4, "failed": 0, "judge_tokens": 0, "peak_rss_mib": ANY}
 
 
 def test_too_many_failed_judgments_raise_before_anything_is_stored(stage_ctx):

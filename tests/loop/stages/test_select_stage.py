@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 from stage_world import prompt
 
 from autodidact.loop.runner import Runner
@@ -35,7 +37,7 @@ def test_select_keeps_each_prompts_best_judged_sample_and_commits_it_with_its_ma
         SFTExample("it1-p1-1", "p1", prompts["p1"].messages, "bbb", 9.0),
         SFTExample("it1-p2-0", "p2", prompts["p2"].messages, "dd", 7.0),
     ]
-    assert ctx.store.stage_info(1, "select") == {"kept": 2}
+    assert ctx.store.stage_info(1, "select") == {"kept": 2, "peak_rss_mib": ANY}
 
 
 def test_select_with_revise_adds_the_stored_rewrites(stage_ctx):
@@ -60,4 +62,4 @@ def test_select_for_dpo_pairs_best_and_worst_judged(stage_ctx):
         PreferencePair("p1", messages, "bbb", "a", "it1-p1-1", "it1-p1-0", 9.0, 3.0),
         PreferencePair("p2", prompts["p2"].messages, "dd", "f", "it1-p2-0", "it1-p2-2", 7.0, 2.0),
     ]
-    assert ctx.store.stage_info(1, "select") == {"pairs": 2}
+    assert ctx.store.stage_info(1, "select") == {"pairs": 2, "peak_rss_mib": ANY}
