@@ -62,10 +62,10 @@ def _sha256(path: Path) -> str:
 
 
 def _strip_seconds(info: str | None):
-    """A stage's info without its timings (the only thing that may differ between identical runs)."""
-    if info is None:
-        return None
-    return {k: v for k, v in json.loads(info).items() if "seconds" not in k}
+    """A stage's info without its timings and peak memory (all that may differ between identical runs)."""
+    from autodidact.loop.results import comparable_info
+
+    return None if info is None else comparable_info(json.loads(info))
 
 
 def checkpoint_state(path: Path) -> dict:

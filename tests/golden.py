@@ -28,6 +28,8 @@ SNAPSHOTS = HERE / "data" / "golden"
 sys.path.insert(0, str(HERE.parent / "benchmarks"))
 from crash_run import build_tiny_model, tiny_run_config  # noqa: E402  (the crash harness's tiny run, 2 iterations)
 
+from autodidact.loop.results import comparable_info  # noqa: E402
+
 
 def _with(config: dict, **sections: dict) -> dict:
     return config | {key: config.get(key, {}) | value for key, value in sections.items()}
@@ -69,7 +71,7 @@ def snapshot(run_dir: Path) -> dict[str, list]:
             for row in conn.execute(f"SELECT * FROM {table}"):
                 row = dict(row)
                 if table == "stages" and row.get("info"):
-                    row["info"] = {k: v for k, v in json.loads(row["info"]).items() if "seconds" not in k}
+                    row["info"] = comparable_info(json.loads(row["info"]))
                     row.pop("seconds", None)
                 if table == "stages":
                     row = {k: v for k, v in row.items() if k in ("iteration", "stage", "info")}

@@ -25,6 +25,11 @@ class RunResult:
     paused: str | None = None  # why the run waits (human review pending); `resume` continues it
 
 
+def comparable_info(info: dict) -> dict:
+    """A stage's info without what differs between two identical runs: its timings and its peak memory."""
+    return {k: v for k, v in info.items() if "seconds" not in k and k != "peak_rss_mib"}
+
+
 def iteration_rows(store: RunStore) -> list[dict]:
     """One dict per evaluated iteration: metrics by task, samples (SFT) or pairs (DPO) kept, stage seconds,
     and which judge scored the held-out answers."""
