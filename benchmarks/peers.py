@@ -24,26 +24,8 @@ import torch
 
 
 def naive_generate(model, tokenizer, prompts: Sequence[str], n: int, temperature: float, top_p: float, max_new_tokens: int):
-    """Tokens generated and seconds: one `generate` call per prompt."""
-    stop = tokenizer.eos_token_id
-    tokens = 0
-    start = time.perf_counter()
-    with torch.inference_mode():
-        for text in prompts:
-            ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")
-            out = model.generate(
-                **ids,
-                do_sample=True,
-                temperature=temperature,
-                top_p=top_p,
-                top_k=None,
-                max_new_tokens=max_new_tokens,
-                num_return_sequences=n,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=stop,
-            )
-            tokens += _generated(out[:, ids.input_ids.shape[1] :], stop)  # (n, new)
-    return tokens, time.perf_counter() - start
+    """Tokens generated and seconds: one `generate` call per prompt (`batched_generate` one prompt at a time)."""
+    return batched_generate(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens, batch_prompts=1)
 
 
 def _generated(rows: torch.Tensor, stop: int) -> int:
