@@ -34,7 +34,9 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402
-from bench_workload import Workload, matmul_flops, model_shapes, reset_peak_rss, rss_mib, spearman  # noqa: E402
+from bench_workload import Workload, matmul_flops, model_shapes, spearman  # noqa: E402
+
+from autodidact.memory import reset_peak_rss, rss_mib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import torch
 
-from autodidact.memory import reset_peak_rss, rss_mib  # noqa: F401  (re-exported for bench_speed)
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
