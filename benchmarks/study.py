@@ -40,6 +40,8 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import fmean
 
+import study_control
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # The budget and judge of the first default config (before this study): 24 prompts a task per iteration,
@@ -67,6 +69,10 @@ RECIPES: dict[str, tuple[list[str], str]] = {
         ["judge.tasks={}", "judge.method=verifier"],
         "the default budget, the verifier as judge, passing samples only: the supervised upper bound",
     ),
+    "random_big": (
+        ["judge.tasks={}", "judge.method=random", "selection.min_score=null"],
+        "the control arm: the default budget and training, a uniformly random valid sample per prompt",
+    ),
     "big": (["judge.tasks={}"], "the default budget, the direct judge on every task"),
     "small": (SMALL, "the first default: direct judge, top 1 of 4 samples, 24 prompts a task, one epoch at 2e-4"),
     "small_verifier": ([*SMALL, "judge.method=verifier"], "the first default's budget, the verifier as judge"),
@@ -79,6 +85,7 @@ RECIPES: dict[str, tuple[list[str], str]] = {
     "small_length_band": ([*SMALL, "selection.length_band=0.5"], "the shortest sample within 0.5 of the best score"),
 }
 SPLITS = ("heldout", "heldout_paraphrase")
+CONTROL = "random_big"  # every other recipe's gain over it is reported (study_control.py)
 
 
 def run_one(recipe: str, seed: int, out: Path, iterations: int) -> Path:
@@ -272,6 +279,26 @@ def finished(run_dir: Path) -> bool:
         return bool(store.get_meta("stop_reason"))
 
 
+def started(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a run that has evaluated at least the base model (finished or not)."""
+    return (run_dir / "run.sqlite").is_file()
+
+
+def control_tables(recipes: list[str], seeds: list[int], out: Path, counted) -> dict[str, dict]:
+    """split -> recipe -> each judged recipe's gain over the control arm (`study_control.over_control`)."""
+    if CONTROL not in recipes:
+        return {}
+    by_recipe = {
+        recipe: {s: verdicts(out / f"{recipe}-s{s}") for s in seeds if counted(out / f"{recipe}-s{s}")} for recipe in recipes
+    }
+    tables = {}
+    for split in SPLITS:
+        table = {r: study_control.over_control(by_recipe[r], by_recipe[CONTROL], split) for r in recipes if r != CONTROL}
+        if any(table.values()):
+            tables[split] = table
+    return tables
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipes", default="route_big,verifier_big", help=f"comma-separated, from: {', '.join(RECIPES)}")
@@ -279,6 +306,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "study")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--table-only", action="store_true", help="no new runs: the table of the finished ones")
+    parser.add_argument(
+        "--partial", action="store_true", help="tables also count unfinished runs, at the iterations they evaluated"
+    )
     parser.add_argument(
         "--kept", action="store_true", help="also print, per run, task and iteration, right / kept among the samples trained on"
     )
@@ -291,20 +321,24 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     timings = {}
     if not args.table_only:
-        for recipe in recipes:
-            for seed in seeds:
+        for seed in seeds:  # seeds outermost: each seed's recipes (a judged arm and its control) finish together
+            for recipe in recipes:
                 start = time.perf_counter()
                 run_one(recipe, seed, args.out, args.iterations)
                 timings[f"{recipe}-s{seed}"] = round(time.perf_counter() - start, 1)
                 print(f"{recipe} seed {seed}: {timings[f'{recipe}-s{seed}']} s", flush=True)
+    counted = started if args.partial else finished
     rows = []
     for recipe in recipes:
-        runs = [args.out / f"{recipe}-s{s}" for s in seeds if finished(args.out / f"{recipe}-s{s}")]
+        runs = [args.out / f"{recipe}-s{s}" for s in seeds if counted(args.out / f"{recipe}-s{s}")]
         if runs:
             rows.append(summarize(recipe, runs))
     for split in SPLITS:
         if any(split in r["splits"] for r in rows):
             print(f"\n### {split}\n\n{markdown(rows, split)}")
+    control = control_tables(recipes, seeds, args.out, counted)
+    for split, table in control.items():
+        print(f"\n### {split}: judged selection over random selection\n\n{study_control.markdown(table, split)}")
     if args.kept:
         print("\n### right / kept among the samples trained on, by the task's verifier after the run\n")
         for row in rows:
@@ -313,7 +347,8 @@ def main() -> None:
                 if finished(run_dir):
                     for task, counts in kept_right(run_dir).items():
                         print(f"{run_dir.name} {task}: " + ", ".join(f"{r} / {k}" for r, k in counts))
-    (args.out / "study.json").write_text(json.dumps({"rows": rows, "seconds": timings}, indent=2), encoding="utf-8")
+    result = {"rows": rows, "over_random": control, "seconds": timings}
+    (args.out / "study.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ MINIMAL = {
     "ensemble": {"method": "ensemble", "personas": ["You are terse."]},
     "verifier": {"method": "verifier"},
     "program": {"method": "program", "program": "exact_match"},
+    "random": {"method": "random"},
 }
 FOREIGN = [(m, f) for m in JUDGE_METHODS for f in ALL_METHOD_FIELDS if f not in OWN_FIELDS[m]]
 
@@ -32,7 +33,8 @@ FOREIGN = [(m, f) for m in JUDGE_METHODS for f in ALL_METHOD_FIELDS if f not in 
 def test_every_method_has_a_class_and_the_cases_cover_them():
     assert sorted(OWN_FIELDS) == sorted(JUDGE_METHODS) == sorted(MINIMAL)
     assert [c.model_fields["method"].default for c in RUN_CLASSES] == list(JUDGE_METHODS)
-    assert len(ALL_METHOD_FIELDS) == 16 and len(FOREIGN) == 8 * 16 - 20  # less the 20 (method, own field) pairs
+    own_pairs = sum(len(fields) for fields in OWN_FIELDS.values())  # (method, own field) pairs
+    assert len(ALL_METHOD_FIELDS) == 16 and len(FOREIGN) == len(JUDGE_METHODS) * 16 - own_pairs == 9 * 16 - 20
 
 
 @pytest.mark.parametrize(("method", "key"), FOREIGN)

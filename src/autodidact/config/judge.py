@@ -22,6 +22,7 @@ from autodidact.config.judge_methods import (
     JudgeBase,
     PairwiseJudgeConfig,
     ProgramJudgeConfig,
+    RandomJudgeConfig,
     RubricJudgeConfig,
     SelfConsistencyJudgeConfig,
     VerifierJudgeConfig,
@@ -115,6 +116,10 @@ class ProgramRunJudgeConfig(RunJudgeFields, ProgramJudgeConfig):
     """The run's judge section with method 'program'."""
 
 
+class RandomRunJudgeConfig(RunJudgeFields, RandomJudgeConfig):
+    """The run's judge section with method 'random'."""
+
+
 RUN_CLASSES: tuple[type[JudgeBase], ...] = (
     DirectRunJudgeConfig,
     RubricRunJudgeConfig,
@@ -124,6 +129,7 @@ RUN_CLASSES: tuple[type[JudgeBase], ...] = (
     EnsembleRunJudgeConfig,
     VerifierRunJudgeConfig,
     ProgramRunJudgeConfig,
+    RandomRunJudgeConfig,
 )
 
 # The run's judge section (`RunConfig.judge`); also the type of any judge section a component reads.
@@ -185,6 +191,7 @@ __all__ = [
     "JudgeMember",
     "PairwiseRunJudgeConfig",
     "ProgramRunJudgeConfig",
+    "RandomRunJudgeConfig",
     "RubricRunJudgeConfig",
     "RunJudgeFields",
     "SelfConsistencyRunJudgeConfig",

@@ -247,6 +247,16 @@ class ProgramJudgeConfig(JudgeBase):
         return self
 
 
+class RandomJudgeConfig(JudgeBase):
+    """method: random. The control arm: a uniformly random score, so top_k keeps a random sample per prompt."""
+
+    method: Literal["random"] = Field(
+        "random",
+        description="The control arm: a random score per sample (no model pass), so selection.top_k 1 with no "
+        "min_score trains on a uniformly random valid sample per prompt; compare a judged run with it.",
+    )
+
+
 METHOD_CLASSES: tuple[type[JudgeBase], ...] = (
     DirectJudgeConfig,
     RubricJudgeConfig,
@@ -256,6 +266,7 @@ METHOD_CLASSES: tuple[type[JudgeBase], ...] = (
     EnsembleJudgeConfig,
     VerifierJudgeConfig,
     ProgramJudgeConfig,
+    RandomJudgeConfig,
 )
 
 __all__ = [
@@ -267,6 +278,7 @@ __all__ = [
     "JudgeServerConfig",
     "PairwiseJudgeConfig",
     "ProgramJudgeConfig",
+    "RandomJudgeConfig",
     "RubricJudgeConfig",
     "SelfConsistencyJudgeConfig",
     "VerifierJudgeConfig",

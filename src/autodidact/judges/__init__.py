@@ -17,6 +17,7 @@ from autodidact.errors import AutodidactError, unknown_name
 from autodidact.judges.base import Judge, JudgeItem, JudgeResult  # the contract; re-exported
 from autodidact.judges.consistency import SelfConsistencyJudge
 from autodidact.judges.contrastive import ContrastiveJudge
+from autodidact.judges.control import RandomJudge
 from autodidact.judges.direct import DirectScoreJudge
 from autodidact.judges.ensemble import EnsembleJudge, PersonaJudge
 from autodidact.judges.pairwise import PairwiseJudge
@@ -58,6 +59,10 @@ def _program(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Jud
         config.program, config.program_args, config.program_timeout, config.program_workers,
         memory_mb=config.program_memory_mb, network=config.program_network,
     )
+
+
+def _random(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
+    return RandomJudge()
 
 
 def _pairwise(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
@@ -138,6 +143,7 @@ JUDGES: dict[str, Callable[..., Judge]] = {
     "ensemble": _ensemble,
     "verifier": _verifier,
     "program": _program,
+    "random": _random,
 }
 
 
