@@ -40,7 +40,7 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import fmean
 
-import study_control
+from autodidact.apps import control
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,8 +84,8 @@ RECIPES: dict[str, tuple[list[str], str]] = {
     "small_r64": ([*SMALL, "training.lora_r=64", "training.lora_alpha=128"], "LoRA rank 64 instead of 16"),
     "small_length_band": ([*SMALL, "selection.length_band=0.5"], "the shortest sample within 0.5 of the best score"),
 }
-SPLITS = ("heldout", "heldout_paraphrase")
-CONTROL = "random_big"  # every other recipe's gain over it is reported (study_control.py)
+SPLITS = control.SPLITS
+CONTROL = "random_big"  # every other recipe's gain over it is reported (autodidact.apps.control)
 
 
 def run_one(recipe: str, seed: int, out: Path, iterations: int) -> Path:
@@ -150,26 +150,7 @@ def paraphrase_posthoc(run_dir: Path) -> dict[int, dict[str, dict[str, float]]]:
 
 def verdicts(run_dir: Path) -> dict[str, dict[int, dict[str, dict[str, float]]]]:
     """split -> iteration -> task -> prompt id -> verifier verdict of the held-out answer."""
-    from autodidact.loop import STORE_FILE
-    from autodidact.store import RunStore
-    from autodidact.tasks import get_task
-
-    out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
-    with RunStore(run_dir / STORE_FILE) as store:
-        iterations = sorted({row["iteration"] for row in store.metrics()})
-        for split in SPLITS:
-            prompts = {p.id: p for p in store.prompts(split=split)}
-            if not prompts:
-                continue
-            tasks = {p.task: get_task(p.task) for p in prompts.values()}
-            for it in iterations:
-                for sample in store.samples(it):
-                    prompt = prompts.get(sample.prompt_id)
-                    if prompt is None:
-                        continue
-                    verdict = tasks[prompt.task].verify(prompt, sample.text)
-                    if verdict is not None:
-                        out[split][it][prompt.task][prompt.id] = float(verdict)
+    out = control.heldout_verdicts(run_dir)
     if "heldout_paraphrase" not in out:
         out["heldout_paraphrase"] = paraphrase_posthoc(run_dir)
     return out
@@ -285,7 +266,7 @@ def started(run_dir: Path) -> bool:
 
 
 def control_tables(recipes: list[str], seeds: list[int], out: Path, counted) -> dict[str, dict]:
-    """split -> recipe -> each judged recipe's gain over the control arm (`study_control.over_control`)."""
+    """split -> recipe -> each judged recipe's gain over the control arm (`control.over_control`)."""
     if CONTROL not in recipes:
         return {}
     by_recipe = {
@@ -293,7 +274,7 @@ def control_tables(recipes: list[str], seeds: list[int], out: Path, counted) -> 
     }
     tables = {}
     for split in SPLITS:
-        table = {r: study_control.over_control(by_recipe[r], by_recipe[CONTROL], split) for r in recipes if r != CONTROL}
+        table = {r: control.over_control(by_recipe[r], by_recipe[CONTROL], split) for r in recipes if r != CONTROL}
         if any(table.values()):
             tables[split] = table
     return tables
@@ -336,9 +317,9 @@ def main() -> None:
     for split in SPLITS:
         if any(split in r["splits"] for r in rows):
             print(f"\n### {split}\n\n{markdown(rows, split)}")
-    control = control_tables(recipes, seeds, args.out, counted)
-    for split, table in control.items():
-        print(f"\n### {split}: judged selection over random selection\n\n{study_control.markdown(table, split)}")
+    over_random = control_tables(recipes, seeds, args.out, counted)
+    for split, table in over_random.items():
+        print(f"\n### {split}: judged selection over random selection\n\n{control.markdown(table, split)}")
     if args.kept:
         print("\n### right / kept among the samples trained on, by the task's verifier after the run\n")
         for row in rows:
@@ -347,7 +328,7 @@ def main() -> None:
                 if finished(run_dir):
                     for task, counts in kept_right(run_dir).items():
                         print(f"{run_dir.name} {task}: " + ", ".join(f"{r} / {k}" for r, k in counts))
-    result = {"rows": rows, "over_random": control, "seconds": timings}
+    result = {"rows": rows, "over_random": over_random, "seconds": timings}
     (args.out / "study.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
 
 

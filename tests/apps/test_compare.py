@@ -49,7 +49,7 @@ def pct(x: float) -> str:
 def test_compare_writes_one_row_per_method_between_the_markers_and_resumes(tiny_llama, tmp_path):
     results, out = tmp_path / "RESULTS.md", tmp_path / "cmp"
     results.write_text(BEFORE + f"{MARK_START}\n| stale | table |\n{MARK_END}" + AFTER)
-    args = ["--methods", "direct,pairwise", "--dpo-best", "0", "--iterations", "1", "--budget", "0.5"]
+    args = ["--methods", "direct,pairwise,random", "--dpo-best", "0", "--iterations", "1", "--budget", "0.5"]
     args += ["--config", DEFAULT_CONFIG, "--output-dir", str(out), "--results", str(results)]
     overrides = tiny_overrides(tiny_llama)
     proc = autodidact("--quiet", "compare", *args, *[a for o in overrides for a in ("--set", o)], cwd=tmp_path)
@@ -58,9 +58,10 @@ def test_compare_writes_one_row_per_method_between_the_markers_and_resumes(tiny_
     text = results.read_text()
     assert text.startswith(BEFORE + MARK_START) and text.endswith(MARK_END + AFTER) and "stale" not in text
     rows = table_rows(text)
-    assert [row[0] for row in rows] == ["direct", "pairwise"]
+    assert [row[0] for row in rows] == ["direct", "pairwise", "random"]
     payload = json.loads((out / "compare.json").read_text())
-    assert [m["method"] for m in payload["methods"]] == ["direct", "pairwise"]
+    assert [m["method"] for m in payload["methods"]] == ["direct", "pairwise", "random"]
+    assert payload["methods"][2]["over_random"] is None and rows[2][-5] == "-"  # the control itself
     assert payload["settings"] | {"date": None} == {
         "command": proc.stdout.split("Command: `", 1)[1].split("`", 1)[0],
         "config": DEFAULT_CONFIG, "model": tiny_llama, "seed": 0, "budget": 0.5, "iterations": 1,
@@ -68,11 +69,16 @@ def test_compare_writes_one_row_per_method_between_the_markers_and_resumes(tiny_
         "json": str(out / "compare.json"),
     }  # fmt: skip
 
-    for row, method in zip(rows, payload["methods"]):
+    for row, method in zip(rows[:2], payload["methods"]):
         run_dir = out / method["method"]
         assert method["run_dir"] == str(run_dir) and method["training"] == "sft" and method["heldout_judge"] == "direct"
         saved = yaml.safe_load((run_dir / "config.yaml").read_text())
         assert saved["judge"]["method"] == method["method"]
+        over = method["over_random"]
+        assert over | {"gain": None, "low": None, "high": None} == {
+            "iteration": 1, "cells": 2, "gain": None, "low": None, "high": None,
+        }  # fmt: skip
+        assert over["gain"] == pytest.approx(by_hand_over_random(run_dir, out / "random"))
         assert (saved["tasks"]["prompts_per_iteration"], saved["tasks"]["heldout_size"]) == (1, 2)  # budget 0.5
         assert (saved["stopping"]["max_iterations"], saved["stopping"]["patience"]) == (1, 1)
         cells = []
@@ -93,8 +99,9 @@ def test_compare_writes_one_row_per_method_between_the_markers_and_resumes(tiny_
         assert method["tokens"] == tokens and method["minutes"] == pytest.approx(minutes)
         auc = " / ".join("-" if it["judge_auc"] is None else f"{it['judge_auc']:.2f}" for it in method["iterations"])
         consistency = method["iterations"][1]["position_consistency"]
+        gain = f"{100 * over['gain']:+.1f} [{100 * over['low']:+.1f}, {100 * over['high']:+.1f}] (iter 1)"
         assert row == [
-            method["method"], "SFT", "direct", *cells, auc,
+            method["method"], "SFT", "direct", *cells, gain, auc,
             "-" if consistency is None else f"{consistency:.2f}", f"{tokens:,}", f"{method['minutes']:.1f}",
         ]  # fmt: skip
     assert payload["methods"][0]["iterations"][1]["position_consistency"] is None  # direct compares nothing
@@ -126,18 +133,37 @@ def test_compare_writes_one_row_per_method_between_the_markers_and_resumes(tiny_
     assert again.summaries[0].iterations == payload["methods"][1]["iterations"] and not out.exists()
 
 
+def by_hand_over_random(judged: Path, control: Path) -> float:
+    """Mean over tasks of the mean per-prompt difference of the last held-out verdicts, graded here."""
+    from autodidact.tasks import get_task
+
+    def graded(run_dir):
+        with RunStore(run_dir / STORE_FILE) as store:
+            prompts = {p.id: p for p in store.prompts(split="heldout")}
+            return {
+                (prompts[s.prompt_id].task, s.prompt_id): get_task(prompts[s.prompt_id].task).verify(prompts[s.prompt_id], s.text)
+                for s in store.samples(1) if s.prompt_id in prompts
+            }
+
+    a, b = graded(judged), graded(control)
+    tasks = sorted({task for task, _ in a})
+    return sum(sum(a[k] - b[k] for k in a if k[0] == t) / 2 for t in tasks) / len(tasks)
+
+
 def test_dpo_runs_go_to_the_best_self_judges():
     final = {"direct": 0.30, "verifier": 0.90, "rubric": 0.35, "pairwise": None, "contrastive": 0.35, "ensemble": 0.1}
     assert best_self_judges(final, 2) == ["rubric", "contrastive"]  # the verifier is not a self-judge; ties: first
     assert best_self_judges(final, 0) == []
     assert best_self_judges({"direct-dpo": 0.9, "contrastive_revise": 0.8, "direct": 0.1}, 1) == ["direct"]
+    assert best_self_judges({"random": 0.9, "direct": 0.1}, 1) == ["direct"]  # the control arm is no self-judge
 
 
 def test_method_names():
     ensemble = ["judge.method=ensemble", "judge.members=[{method: direct}, {method: rubric}]"]
     assert method_overrides("ensemble") == ["judge.tasks={}", *ensemble]  # one method for every task
     assert method_overrides("pairwise-dpo") == ["judge.tasks={}", "judge.method=pairwise", "training.method=dpo"]
-    for bad in ("oracle", "contrastive_revise-dpo", "verifier-dpo-dpo"):
+    assert method_overrides("random") == ["judge.tasks={}", "judge.method=random", "selection.min_score=null"]
+    for bad in ("oracle", "contrastive_revise-dpo", "verifier-dpo-dpo", "random-dpo"):
         with pytest.raises(AutodidactError, match=f"--methods: unknown method '{bad}'"):
             method_overrides(bad)
 

@@ -26,6 +26,7 @@ from datetime import date
 from pathlib import Path
 from statistics import fmean
 
+from autodidact.apps.control import heldout_verdicts, over_control, points
 from autodidact.config import RunConfig, load_config
 from autodidact.errors import AutodidactError, unknown_name
 from autodidact.evaluation import wilson_interval
@@ -44,11 +45,16 @@ METHODS: dict[str, list[str]] = {
     "self_consistency": ["judge.method=self_consistency", "judge.max_failed_share=0.9"],
     "ensemble": ["judge.method=ensemble", "judge.members=[{method: direct}, {method: rubric}]"],
     "verifier": ["judge.method=verifier"],
+    # The control arm: a uniformly random valid sample per prompt, every prompt kept. Every other method's
+    # gain over it is what its self-evaluation adds over training on the model's own samples.
+    "random": ["judge.method=random", "selection.min_score=null"],
 }
-DEFAULT_METHODS = ("direct", "rubric", "pairwise", "contrastive", "self_consistency", "ensemble", "verifier")
+CONTROL = "random"
+DEFAULT_METHODS = ("direct", "rubric", "pairwise", "contrastive", "self_consistency", "ensemble", "verifier", CONTROL)
 DPO_SUFFIX, DPO_OVERRIDES = "-dpo", ["training.method=dpo"]
-NOT_SELF_JUDGES = {"verifier"}  # trains on ground truth: the upper bound, never picked for DPO
-NO_DPO = {"contrastive_revise"}  # revisions are SFT examples; the DPO run of contrastive is "contrastive-dpo"
+NOT_SELF_JUDGES = {"verifier", CONTROL}  # ground truth (the upper bound) and chance: never picked for DPO
+# Revisions are SFT examples (the DPO run of contrastive is "contrastive-dpo"); random scores make no preference.
+NO_DPO = {"contrastive_revise", CONTROL}
 MARK_START, MARK_END = "<!-- compare:start -->", "<!-- compare:end -->"
 JSON_FILE = "compare.json"
 
@@ -70,6 +76,9 @@ class MethodSummary:
     tokens: int  # generated for training: samples, the judge's own text (reasoning, explanations), revisions
     minutes: float  # wall time of every stage of every iteration
     error: str | None = None  # why the run stopped before its last iteration, if it did
+    # The held-out pass rate minus the control arm's at the last iteration both reached, paired per prompt
+    # ({"iteration", "gain", "low", "high"}, pass-rate units; `apps.control`); None without a control run.
+    over_random: dict | None = None
 
     @property
     def final_mean_pass_rate(self) -> float | None:
@@ -193,6 +202,20 @@ def summarize(method: str, config: RunConfig, result: RunResult, error: str | No
     )
 
 
+def add_over_random(summaries: dict[str, MethodSummary]) -> None:
+    """Set each method's `over_random` from its run's and the control run's held-out verdicts (one seed)."""
+    if CONTROL not in summaries:
+        return
+    control_verdicts = {0: heldout_verdicts(Path(summaries[CONTROL].run_dir))}
+    for name, summary in summaries.items():
+        if name == CONTROL:
+            continue
+        result = over_control({0: heldout_verdicts(Path(summary.run_dir))}, control_verdicts)
+        if result and result["by_iteration"]:
+            last = max(result["by_iteration"])
+            summary.over_random = {"iteration": last, **result["by_iteration"][last]["all"]}
+
+
 # --- output ----------------------------------------------------------------------
 
 
@@ -208,6 +231,11 @@ def _pass_cell(it: dict) -> str:
 
 def _auc_cell(s: MethodSummary) -> str:
     return " / ".join("-" if it["judge_auc"] is None else f"{it['judge_auc']:.2f}" for it in s.iterations)
+
+
+def _over_random_cell(s: MethodSummary) -> str:
+    r = s.over_random
+    return "-" if r is None else f"{points(r)} (iter {r['iteration']})"
 
 
 def _consistency_cell(s: MethodSummary) -> str:
@@ -228,16 +256,20 @@ def markdown_table(summaries: list[MethodSummary], settings: dict) -> str:
         "Held-out verifier pass %, all tasks pooled, [95% Wilson interval], per iteration. Judge AUC: how well the "
         "held-out judge's score ranks passing above failing held-out answers (0.5 = chance), per iteration. "
         "Position consistency: share of the judge's decided pairs whose verdict survived swapping A and B, mean "
-        "over training iterations. Tokens: generated for training (samples, the judge's reasoning, revisions).",
+        "over training iterations. Over random: held-out pass rate minus the control arm's (a uniformly random "
+        "sample per prompt, same budget and training), points [95% CI], paired per prompt: what the method's "
+        "self-evaluation adds over training on the model's own samples. Tokens: generated for training (samples, "
+        "the judge's reasoning, revisions).",
         "",
         "| method | training | held-out judge | " + " | ".join(iter_headers)
-        + " | judge AUC | position consistency | tokens | minutes |",
-        "|---|---|---|" + "---:|" * (n_iter + 4),
+        + " | over random | judge AUC | position consistency | tokens | minutes |",
+        "|---|---|---|" + "---:|" * (n_iter + 5),
     ]
     for s in summaries:
         passes = [_pass_cell(it) for it in s.iterations] + ["-"] * (n_iter - len(s.iterations))
         label = s.method + (" (stopped)" if s.error else "")
-        cells = [label, s.training.upper(), s.heldout_judge or "-", *passes, _auc_cell(s), _consistency_cell(s),
+        cells = [label, s.training.upper(), s.heldout_judge or "-", *passes, _over_random_cell(s), _auc_cell(s),
+                 _consistency_cell(s),
                  f"{s.tokens:,}", f"{s.minutes:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     stopped = [f"- {s.method} stopped before its last iteration: {s.error}" for s in summaries if s.error]
@@ -313,6 +345,7 @@ def compare(
         if name not in summaries:
             summaries[name] = run_method(name, config_of(name))
 
+    add_over_random(summaries)
     rows = list(summaries.values())
     first = configs[methods[0]]
     settings = {
