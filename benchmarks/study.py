@@ -65,6 +65,9 @@ RECIPES: dict[str, tuple[list[str], str]] = {
         "route_big with a higher floor: arithmetic kept when >= 5 of 8 answers agree (the floor also drops "
         "instruction prompts whose top sample scores below 6.25)",
     ),
+    "route_big_rising": (["selection.min_score_schedule=[5,6.25,7.5]"], "route_big with a floor rising per iteration"),
+    "route_big_curriculum": (["selection.min_score_schedule=[7.5,6.25,5]"], "route_big, confident prompts first"),
+    "route_big_replay": (["selection.replay_base=true"], "route_big, also training on iteration 1's examples"),
     "verifier_big": (
         ["judge.tasks={}", "judge.method=verifier"],
         "the default budget, the verifier as judge, passing samples only: the supervised upper bound",
@@ -227,28 +230,6 @@ def markdown(rows: list[dict], split: str) -> str:
     return "\n".join(lines)
 
 
-def kept_right(run_dir: Path) -> dict[str, list[tuple[int, int]]]:
-    """task -> per training iteration (right, kept): how many of the samples selected for training the
-    task's verifier passes. Read after the run, from its store; the verifier never reached training."""
-    from autodidact.loop import STORE_FILE
-    from autodidact.store import RunStore
-    from autodidact.tasks import get_task
-
-    out: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    with RunStore(run_dir / STORE_FILE) as store:
-        prompts = {p.id: p for p in store.prompts(split="train")}
-        tasks = {p.task: get_task(p.task) for p in prompts.values()}
-        for it in sorted({row["iteration"] for row in store.metrics()} - {0}):
-            counts: dict[str, list[int]] = {task: [0, 0] for task in sorted(tasks)}
-            for example in store.selection(it):
-                prompt = prompts[example.prompt_id]
-                counts[prompt.task][0] += bool(tasks[prompt.task].verify(prompt, example.completion))
-                counts[prompt.task][1] += 1
-            for task, (right, kept) in counts.items():
-                out[task].append((right, kept))
-    return dict(out)
-
-
 def finished(run_dir: Path) -> bool:
     """Whether the run in `run_dir` has ended (a stop reason is stored); a run still going is left out."""
     from autodidact.loop import STORE_FILE
@@ -291,7 +272,9 @@ def main() -> None:
         "--partial", action="store_true", help="tables also count unfinished runs, at the iterations they evaluated"
     )
     parser.add_argument(
-        "--kept", action="store_true", help="also print, per run, task and iteration, right / kept among the samples trained on"
+        "--kept",
+        action="store_true",
+        help="also print, per run, task and iteration, right / kept among the samples trained on and majority flips",
     )
     args = parser.parse_args()
     recipes = args.recipes.split(",")
@@ -321,13 +304,14 @@ def main() -> None:
     for split, table in over_random.items():
         print(f"\n### {split}: judged selection over random selection\n\n{control.markdown(table, split)}")
     if args.kept:
-        print("\n### right / kept among the samples trained on, by the task's verifier after the run\n")
+        from autodidact.apps.decay import decay_figures, decay_lines  # also `autodidact decay RUN_DIR`
+
+        print("\n### right / kept among the samples trained on, and majority flips, by the verifier after the run\n")
         for row in rows:
             for seed in seeds:
                 run_dir = args.out / f"{row['recipe']}-s{seed}"
                 if finished(run_dir):
-                    for task, counts in kept_right(run_dir).items():
-                        print(f"{run_dir.name} {task}: " + ", ".join(f"{r} / {k}" for r, k in counts))
+                    print("\n".join(decay_lines(decay_figures(run_dir), run_dir.name)))
     result = {"rows": rows, "over_random": over_random, "seconds": timings}
     (args.out / "study.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
 

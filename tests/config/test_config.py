@@ -22,7 +22,7 @@ def test_defaults_validate():
         (["training.lr=1"], "unknown key 'training.lr'"),
         (["training.batch_size=abc"], "training.batch_size"),
         (["generation.samples_per_prompt=-2"], "generation.samples_per_prompt"),
-        (["judge.method=directt"], "unknown judge 'directt'. Choose one of: contrastive, direct, ensemble, pairwise, program, random, rubric, self_consistency, verifier."),
+        (["judge.method=directt"], "unknown judge 'directt'. Choose one of: contrastive, direct, ensemble, pairwise, program, random, reverse_likelihood, rubric, self_certainty, self_consistency, self_examples, semantic_agreement, verifier."),
         (["judge.method=directt"], "Did you mean 'direct'?"),
         (["tasks.names=[arithmetik]"], "unknown task 'arithmetik'"),
         (["tasks.prompts_per_iteration=500"], "exceeds tasks.train_size"),

@@ -26,6 +26,10 @@ MINIMAL = {
     "verifier": {"method": "verifier"},
     "program": {"method": "program", "program": "exact_match"},
     "random": {"method": "random"},
+    "self_certainty": {"method": "self_certainty"},
+    "reverse_likelihood": {"method": "reverse_likelihood"},
+    "semantic_agreement": {"method": "semantic_agreement"},
+    "self_examples": {"method": "self_examples"},
 }
 FOREIGN = [(m, f) for m in JUDGE_METHODS for f in ALL_METHOD_FIELDS if f not in OWN_FIELDS[m]]
 
@@ -34,7 +38,8 @@ def test_every_method_has_a_class_and_the_cases_cover_them():
     assert sorted(OWN_FIELDS) == sorted(JUDGE_METHODS) == sorted(MINIMAL)
     assert [c.model_fields["method"].default for c in RUN_CLASSES] == list(JUDGE_METHODS)
     own_pairs = sum(len(fields) for fields in OWN_FIELDS.values())  # (method, own field) pairs
-    assert len(ALL_METHOD_FIELDS) == 16 and len(FOREIGN) == len(JUDGE_METHODS) * 16 - own_pairs == 9 * 16 - 20
+    # 19 fields: the 16 of the first nine methods, plus certainty, embedder (two methods' own) and shots.
+    assert len(ALL_METHOD_FIELDS) == 19 and len(FOREIGN) == len(JUDGE_METHODS) * 19 - own_pairs == 13 * 19 - 24
 
 
 @pytest.mark.parametrize(("method", "key"), FOREIGN)

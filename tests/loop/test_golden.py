@@ -12,6 +12,10 @@ samples kept, the same checkpoints), and SFT's loss is now computed on the
 labelled positions only (its 7th digit). That re-take also dropped the no-op
 `judge` and `select` marks ({"online": true}) the old loop wrote for GRPO,
 which runs its own stage plan (draw -> train -> evaluate -> monitor).
+
+`routed_consistency` re-taken on purpose (issue 20): its arithmetic is judged by votes, so the
+signal-decay monitor's vote probe adds its `vote_*` metrics and `vote_probe/N` meta rows; every
+other row is unchanged.
 """
 
 from __future__ import annotations

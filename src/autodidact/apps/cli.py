@@ -1,4 +1,4 @@
-"""`autodidact` command line: run, resume, eval, compare, report, review, export, chat, init."""
+"""`autodidact` command line: run, resume, eval, compare, screen, report, decay, review, export, chat, init."""
 
 from __future__ import annotations
 
@@ -178,6 +178,36 @@ def compare(
 
 
 @app.command()
+def screen(
+    config: Annotated[Path, typer.Option(help="Run config: model, tasks, seed, generation settings.")] = Path(
+        "configs/default.yaml"
+    ),
+    prompts: Annotated[int, typer.Option(min=1, max=100_000, help="Training prompts per task.")] = 32,
+    samples: Annotated[int, typer.Option(min=1, max=64, help="Samples of the base model per prompt.")] = 8,
+    signals: Annotated[
+        list[str], typer.Option("--signals", help="Signals to screen, comma-separated (default: every one).")
+    ] = [],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder of the cached samples, scores and tables.")] = Path(
+        "runs/screen"
+    ),
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field of the config.")] = [],
+) -> None:
+    """Score one set of base-model samples with every label-free signal; AUC and top-1 precision vs the verifier.
+
+    Samples and each signal's scores are cached in OUT, so a rerun redoes nothing.
+    """
+    from autodidact.apps.screen_signals import signal_names  # no torch: a misspelt name answers at once
+
+    names = signal_names([name.strip() for item in signals for name in item.split(",") if name.strip()])
+    from autodidact.apps.screen import screen as screen_signals
+
+    result = screen_signals(load_config(config, set_), prompts, samples, names, out_dir,
+                            note=lambda text: out.print(text, markup=False, highlight=False))  # fmt: skip
+    out.print(result.markdown, markup=False, highlight=False, soft_wrap=True)
+    out.print(f"Wrote {out_dir / 'screen.md'} and {out_dir / 'screen.json'}.", highlight=False)
+
+
+@app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="The run directory.")],
     output: Annotated[
@@ -192,6 +222,14 @@ def report(
 
     path = write_report(run_dir, output, examples)
     out.print(f"Wrote {path}")
+
+
+@app.command()
+def decay(run_dir: Annotated[Path, typer.Argument(help="The run directory.")]) -> None:
+    """Per task and iteration, by the verifier after the run: right / kept among the samples trained on, majority flips."""
+    from autodidact.apps.decay import decay_figures, decay_lines
+
+    out.print("\n".join(decay_lines(decay_figures(run_dir))), markup=False, highlight=False)
 
 
 @app.command()

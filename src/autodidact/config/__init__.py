@@ -38,6 +38,12 @@ from autodidact.config.judge_methods import (
     VerifierJudgeConfig,
     is_server_url,
 )
+from autodidact.config.judge_signals import (
+    ReverseLikelihoodJudgeConfig,
+    SelfCertaintyJudgeConfig,
+    SelfExamplesJudgeConfig,
+    SemanticAgreementJudgeConfig,
+)
 from autodidact.config.loading import example_yaml, judge_config, load_config, parse_overrides, to_yaml, validate_config
 from autodidact.config.model import ModelConfig, PolicyServerConfig, VLLMConfig
 from autodidact.config.monitors import (
@@ -47,6 +53,7 @@ from autodidact.config.monitors import (
     MonitorsConfig,
     ReturnsConfig,
     RewardHackingConfig,
+    SignalDecayConfig,
 )
 from autodidact.config.run import DistributedConfig, ReviewConfig, RunConfig
 from autodidact.config.sources import (
@@ -91,6 +98,11 @@ __all__ = [
     "ReviewConfig",
     "RewardHackingConfig",
     "RandomJudgeConfig",
+    "ReverseLikelihoodJudgeConfig",
+    "SelfCertaintyJudgeConfig",
+    "SelfExamplesJudgeConfig",
+    "SemanticAgreementJudgeConfig",
+    "SignalDecayConfig",
     "RubricJudgeConfig",
     "RunConfig",
     "Section",

@@ -27,6 +27,12 @@ from autodidact.config.judge_methods import (
     SelfConsistencyJudgeConfig,
     VerifierJudgeConfig,
 )
+from autodidact.config.judge_signals import (
+    ReverseLikelihoodJudgeConfig,
+    SelfCertaintyJudgeConfig,
+    SelfExamplesJudgeConfig,
+    SemanticAgreementJudgeConfig,
+)
 from autodidact.config.registry import JUDGE_METHODS
 from autodidact.errors import unknown_name
 
@@ -120,6 +126,22 @@ class RandomRunJudgeConfig(RunJudgeFields, RandomJudgeConfig):
     """The run's judge section with method 'random'."""
 
 
+class SelfCertaintyRunJudgeConfig(RunJudgeFields, SelfCertaintyJudgeConfig):
+    """The run's judge section with method 'self_certainty'."""
+
+
+class ReverseLikelihoodRunJudgeConfig(RunJudgeFields, ReverseLikelihoodJudgeConfig):
+    """The run's judge section with method 'reverse_likelihood'."""
+
+
+class SemanticAgreementRunJudgeConfig(RunJudgeFields, SemanticAgreementJudgeConfig):
+    """The run's judge section with method 'semantic_agreement'."""
+
+
+class SelfExamplesRunJudgeConfig(RunJudgeFields, SelfExamplesJudgeConfig):
+    """The run's judge section with method 'self_examples'."""
+
+
 RUN_CLASSES: tuple[type[JudgeBase], ...] = (
     DirectRunJudgeConfig,
     RubricRunJudgeConfig,
@@ -130,6 +152,10 @@ RUN_CLASSES: tuple[type[JudgeBase], ...] = (
     VerifierRunJudgeConfig,
     ProgramRunJudgeConfig,
     RandomRunJudgeConfig,
+    SelfCertaintyRunJudgeConfig,
+    ReverseLikelihoodRunJudgeConfig,
+    SemanticAgreementRunJudgeConfig,
+    SelfExamplesRunJudgeConfig,
 )
 
 # The run's judge section (`RunConfig.judge`); also the type of any judge section a component reads.
@@ -192,9 +218,13 @@ __all__ = [
     "PairwiseRunJudgeConfig",
     "ProgramRunJudgeConfig",
     "RandomRunJudgeConfig",
+    "ReverseLikelihoodRunJudgeConfig",
     "RubricRunJudgeConfig",
     "RunJudgeFields",
+    "SelfCertaintyRunJudgeConfig",
     "SelfConsistencyRunJudgeConfig",
+    "SelfExamplesRunJudgeConfig",
+    "SemanticAgreementRunJudgeConfig",
     "VerifierRunJudgeConfig",
     "foreign_key_message",
 ]

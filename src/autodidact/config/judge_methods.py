@@ -1,82 +1,26 @@
 """One config class per judge method, each holding only the fields that method reads.
 
-What every method shares (`JudgeBase`): who judges (`model`, and `server` when that is a URL)
+What every method shares (`JudgeBase`, in `judge_base.py`): who judges (`model`, and `server` when that is a URL)
 and how a score is read from the model (`mode`, `batch_size`, `min_score_mass`), which also
 applies to the direct judge that scores held-out answers for a relative judge and to the
-reference judge. The union of these classes, and the run-level section, are in `judge.py`.
+reference judge. The label-free signals of issue 20 (self-certainty, reverse likelihood, semantic
+agreement, self-written examples) are in `judge_signals.py`. The union of these classes, and the
+run-level section, are in `judge.py`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from autodidact.config.base import Section, ServerConfig
+from autodidact.config.judge_base import JudgeBase, JudgeServerConfig, is_server_url
+from autodidact.config.judge_signals import SIGNAL_CLASSES
 from autodidact.config.registry import EXTRACTORS, PROGRAM_BUILTINS, is_dotted_path
 from autodidact.errors import unknown_name
 
 if TYPE_CHECKING:
     from autodidact.config.judge import JudgeMember
-
-
-def is_server_url(spec: str | None) -> bool:
-    """Whether a judge's `model` names an OpenAI-compatible server rather than local weights."""
-    return spec is not None and spec.startswith(("http://", "https://"))
-
-
-class JudgeServerConfig(ServerConfig):
-    """A judge's server (`judge.server`), used when `judge.model` is an http(s):// URL."""
-
-    tokenizer: str | None = Field(
-        None,
-        description="A local directory or hub id whose chat template renders the judge prompts, sent to the "
-        "server's /completions endpoint (exact answer prefixes, as with a local judge). null: the server renders "
-        "the messages (/chat/completions; see docs on answer prefixes).",
-    )
-
-
-class JudgeBase(Section):
-    method: str = Field(..., description="The judge method; selects which of the classes below applies.")
-    model: str | None = Field(
-        None,
-        description="Who judges. null: the policy judges itself (shared weights); in an ensemble member or a "
-        "per-task judge, null runs on the enclosing judge's model. 'default', a local directory, a .gguf file or "
-        "a hub id: a separate copy loaded next to the policy and never trained. An http(s):// URL: an "
-        "OpenAI-compatible server (vLLM, llama.cpp server, Ollama, TGI), e.g. http://localhost:8000/v1, "
-        "reached with the settings in `server`.",
-    )
-    server: JudgeServerConfig = Field(
-        default_factory=JudgeServerConfig,
-        validate_default=True,  # a server URL in `model` with no server section is checked too
-        description="With a server URL in `model`: how to talk to it.",
-    )
-    mode: Literal["logprobs", "generate"] = Field(
-        "logprobs",
-        description="'logprobs': the score is the probability-weighted mean over the score tokens "
-        "(one forward pass); 'generate': the score is parsed from generated text (for servers without "
-        "log-probabilities). Also used by the direct judge that scores held-out answers for a relative judge.",
-    )
-    batch_size: int = Field(16, ge=1, le=1 << 16, description="Judge prompts scored together in one forward pass.")
-    min_score_mass: float = Field(
-        1e-4,
-        ge=0.0,
-        lt=1.0,
-        description="With mode 'logprobs': a judgment is failed (None) when the score tokens get less "
-        "probability than this in total.",
-    )
-
-    @field_validator("server")
-    @classmethod
-    def _server_needs_url(cls, server: JudgeServerConfig, info: ValidationInfo) -> JudgeServerConfig:
-        if is_server_url(info.data.get("model")):
-            if not server.model_name:
-                raise ValueError("model is a server URL; set server.model_name to the model name it serves")
-            return server
-        for name in ("model_name", "tokenizer", "api_key_env"):
-            if getattr(server, name) is not None:
-                raise ValueError(f"{name} applies only when the judge's model is a server URL (http://...)")
-        return server
 
 
 def _reasoning_tokens() -> Any:
@@ -173,10 +117,11 @@ class EnsembleJudgeConfig(JudgeBase):
         description="Each persona adds a direct-judge member whose prompt starts with it (e.g. 'You are a "
         "meticulous math teacher.'); uses this section's mode and min_score_mass.",
     )
-    combine: Literal["mean", "min", "majority"] = Field(
+    combine: Literal["mean", "min", "majority", "product"] = Field(
         "mean",
-        description="How member scores combine per sample (failed members skipped): 'mean', 'min', or 'majority' "
-        "(10 if more members score above 5 than below, 0 if fewer, 5 on a tie).",
+        description="How member scores combine per sample (failed members skipped): 'mean', 'min', 'majority' "
+        "(10 if more members score above 5 than below, 0 if fewer, 5 on a tie), or 'product' (the geometric "
+        "mean, 10 x prod(s / 10) ** (1 / n): high only where every member is, e.g. consistency x certainty).",
     )
 
     @model_validator(mode="after")
@@ -267,6 +212,7 @@ METHOD_CLASSES: tuple[type[JudgeBase], ...] = (
     VerifierJudgeConfig,
     ProgramJudgeConfig,
     RandomJudgeConfig,
+    *SIGNAL_CLASSES,
 )
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""The failure modes, measured every iteration: reward hacking, bias, mode collapse, returns, judge reliability."""
+"""The failure modes, measured every iteration: reward hacking, bias, mode collapse, returns, judge reliability,
+and the decay of the agreement signal."""
 
 from __future__ import annotations
 
@@ -69,6 +70,43 @@ class JudgeReliabilityConfig(Section):
     stop: bool = Field(False, description="Stop the run when the self-judge is unreliable on a task.")
 
 
+class SignalDecayConfig(Section):
+    prompts: int = Field(
+        16,
+        ge=0,
+        le=10_000,
+        description="Held-out prompts per task judged by self_consistency (judge.method, or judge.tasks) sampled every "
+        "iteration to follow the agreement signal: the same prompts, temperature and seed each time. 0 turns the "
+        "probe off; a run without such a task never samples it.",
+    )
+    samples: int | None = Field(
+        None, ge=2, le=64, description="Samples per probe prompt, at generation.temperature; unset: generation.samples_per_prompt."
+    )
+    min_share: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="A probe prompt counts as kept when its majority answer has at least this share of the "
+        "extracted answers: the default recipe's floor (consistency_score share, selection.min_score 5). Fixed, so "
+        "the figure compares across iterations whatever selection.min_score_schedule does.",
+    )
+    max_flip_rate: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Alert when more than this share of the probe prompts' majority answers changed since the "
+        "previous iteration (among prompts with a majority both times).",
+    )
+    max_drop: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Alert when the share of kept probe answers the task's verifier passes (held-out: training "
+        "never sees it) falls by more than this share of its iteration-0 value.",
+    )
+    stop: bool = Field(False, description="Stop the run when the signal-decay alert is raised.")
+
+
 class MonitorsConfig(Section):
     enabled: bool = Field(True, description="Measure the failure modes after every evaluation.")
     reward_hacking: RewardHackingConfig = Field(default_factory=RewardHackingConfig, description="Judge score vs held-out metric.")
@@ -77,6 +115,9 @@ class MonitorsConfig(Section):
     returns: ReturnsConfig = Field(default_factory=ReturnsConfig, description="Diminishing returns: gain per iteration.")
     judge_reliability: JudgeReliabilityConfig = Field(
         default_factory=JudgeReliabilityConfig, description="Self-judge vs the held-out verifiers, per task."
+    )
+    signal_decay: SignalDecayConfig = Field(
+        default_factory=SignalDecayConfig, description="Agreement among a probe's samples: majority flips, kept, right among kept."
     )
 
 
@@ -87,4 +128,5 @@ __all__ = [
     "MonitorsConfig",
     "ReturnsConfig",
     "RewardHackingConfig",
+    "SignalDecayConfig",
 ]

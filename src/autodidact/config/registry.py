@@ -4,7 +4,10 @@ components that implement them. Each component's own map (`JUDGES`, `TASKS`, `EX
 
 from __future__ import annotations
 
-JUDGE_METHODS = ("direct", "rubric", "pairwise", "contrastive", "self_consistency", "ensemble", "verifier", "program", "random")
+JUDGE_METHODS = (
+    "direct", "rubric", "pairwise", "contrastive", "self_consistency", "ensemble", "verifier", "program", "random",
+    "self_certainty", "reverse_likelihood", "semantic_agreement", "self_examples",
+)
 BUILTIN_TASKS = ("arithmetic", "instructions")
 EXTRACTORS = ("last_number", "boxed", "final_line", "answer_tag")
 PROGRAM_BUILTINS = ("exact_match", "number_match", "regex", "json_keys", "python_tests")

@@ -132,6 +132,11 @@ class RunConfig(Section):
                 "selection.revise adds SFT examples, so it needs training.method 'sft'; "
                 "set training.method=sft or selection.revise=false"
             )
+        if self.selection.replay_base and self.training.method != "sft":
+            raise ValueError(
+                "selection.replay_base adds iteration 1's SFT examples, so it needs training.method 'sft'; "
+                "set training.method=sft or selection.replay_base=false"
+            )
         return self
 
     @field_validator("name")

@@ -37,11 +37,20 @@ class GenerationConfig(Section):
 
 class SelectionConfig(Section):
     strategy: Literal["top_k", "threshold"] = Field(
-        "top_k", description="'top_k': the best k samples per prompt; 'threshold': every sample scoring >= min_score."
+        "top_k",
+        description="'top_k': the best k samples per prompt; 'threshold': every sample scoring >= min_score (or "
+        "the min_score_schedule's floor).",
     )
     top_k: int = Field(1, ge=1, le=64, description="Samples kept per prompt with strategy 'top_k'.")
     min_score: float | None = Field(
         None, ge=0.0, le=10.0, description="Absolute score floor (0-10); applies to both strategies when set."
+    )
+    min_score_schedule: list[float] | None = Field(
+        None,
+        description="Score floor per training iteration (entry i-1 for iteration i, the last entry repeated "
+        "afterwards); replaces min_score when set. Rising, e.g. [5, 6.25, 7.5], against an agreement signal that "
+        "decays as answers grow alike; falling, e.g. [7.5, 6.25, 5], a curriculum from confident to less "
+        "confident prompts.",
     )
     min_margin: float = Field(
         0.0,
@@ -71,6 +80,25 @@ class SelectionConfig(Section):
         "pair the judge decided, the policy rewrites the losing response using the judge's explanation (greedy, "
         "up to generation.max_new_tokens); each non-empty rewrite is added to the selection as an extra SFT example.",
     )
+    replay_base: bool = Field(
+        False,
+        description="Every later iteration also trains on iteration 1's selected examples (the base model's own "
+        "samples, read from the store; an example already selected for the same prompt with the same text is "
+        "trained on once): an anchor against drifting with a decaying judge. With training.method 'sft'.",
+    )
+
+    @field_validator("min_score_schedule")
+    @classmethod
+    def _floors_in_range(cls, schedule: list[float] | None) -> list[float] | None:
+        if schedule is not None and (not schedule or any(not 0.0 <= f <= 10.0 for f in schedule)):
+            raise ValueError("min_score_schedule needs at least one floor, each between 0 and 10")
+        return schedule
+
+    def min_score_at(self, iteration: int) -> float | None:
+        """The score floor of a training iteration (1, 2, ...): the schedule's entry, else min_score."""
+        if not self.min_score_schedule:
+            return self.min_score
+        return self.min_score_schedule[min(iteration, len(self.min_score_schedule)) - 1]
 
 
 class TrainingConfig(Section):

@@ -20,9 +20,12 @@ from typing import Any
 from autodidact.engines.base import (
     Closes,
     Completion,
+    CountsTokens,
     Engine,
     EngineError,
     FailedRow,
+    MeasuresCertainty,
+    ResponseCertainty,
     SamplingParams,
     ServesCheckpoints,
     Sleeps,
@@ -43,10 +46,13 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Completion",
+    "CountsTokens",
     "Engine",
     "EngineError",
     "FailedRow",
+    "MeasuresCertainty",
     "OpenAIEngine",
+    "ResponseCertainty",
     "SamplingParams",
     "ServesCheckpoints",
     "Sleeps",

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from autodidact.records import Message
 
@@ -72,6 +72,41 @@ class Engine(Protocol):
         self, prompts: Sequence[str], continuations: Sequence[str], desc: str = "scoring"
     ) -> list[list[float]]:
         """log P(continuation | prompt) for every prompt x continuation, shape (P, C)."""
+        ...
+
+
+class ResponseCertainty(NamedTuple):
+    """How sure the model is of a response, over its tokens (`MeasuresCertainty.response_certainty`).
+
+    Both means are NaN for a response of no tokens.
+    """
+
+    kl_uniform: float  # mean over the response's tokens of KL(uniform || next-token distribution), in nats
+    mean_logprob: float  # mean log P(token | prompt, response so far)
+    tokens: int  # the response's tokens
+    log_vocab: float  # log V (V: the model's logit width), the KL of a distribution on one token from uniform
+
+
+@runtime_checkable
+class MeasuresCertainty(Protocol):
+    """An engine that reads the model's whole next-token distribution at every response token.
+
+    A server returns a few top log-probabilities at most, so only in-process engines have it.
+    """
+
+    def response_certainty(
+        self, prompts: Sequence[str], responses: Sequence[str], desc: str = "measuring certainty"
+    ) -> list[ResponseCertainty]:
+        """For each rendered prompt and its response, teacher-forced: one `ResponseCertainty`."""
+        ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """An engine whose tokenizer is at hand, so a text's length in tokens can be read."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` alone, without special tokens."""
         ...
 
 

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 import torch
 
-from autodidact.engines.base import Completion, SamplingParams
+from autodidact.engines.base import Completion, ResponseCertainty, SamplingParams
+from autodidact.engines.certainty import measure_certainty, response_ids
 from autodidact.engines.decoding import DecodeOptions, NucleusSampler, decode, plan_batches
 from autodidact.engines.scoring import ScoreOptions, continuation_ids, plan_score_batches, score_batch
 from autodidact.progress import progress_bar
@@ -95,6 +96,17 @@ class TransformersEngine:
     def _encode(self, text: str) -> list[int]:
         # Rendered chat templates already carry their own BOS/special tokens.
         return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` alone (`engines.CountsTokens`)."""
+        return len(self._encode(text))
+
+    def response_certainty(
+        self, prompts: Sequence[str], responses: Sequence[str], desc: str = "measuring certainty"
+    ) -> list[ResponseCertainty]:
+        """Per response, teacher-forced after its rendered prompt: its self-certainty (`engines.certainty`)."""
+        rows = [response_ids(self._encode, p, r) for p, r in zip(prompts, responses)]
+        return measure_certainty(self.inference_model(), rows, self.tokenizer.pad_token_id, self.score_batch_size, desc)
 
     # --- generation ----------------------------------------------------------
 

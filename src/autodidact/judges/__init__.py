@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 from autodidact.config.judge import RunJudgeFields
 from autodidact.errors import AutodidactError, unknown_name
+from autodidact.judges.agreement import SemanticAgreementJudge
 from autodidact.judges.base import Judge, JudgeItem, JudgeResult  # the contract; re-exported
+from autodidact.judges.certainty import SelfCertaintyJudge
 from autodidact.judges.consistency import SelfConsistencyJudge
 from autodidact.judges.contrastive import ContrastiveJudge
 from autodidact.judges.control import RandomJudge
@@ -22,8 +24,10 @@ from autodidact.judges.direct import DirectScoreJudge
 from autodidact.judges.ensemble import EnsembleJudge, PersonaJudge
 from autodidact.judges.pairwise import PairwiseJudge
 from autodidact.judges.programmatic import ProgramJudge
+from autodidact.judges.reverse_likelihood import ReverseLikelihoodJudge
 from autodidact.judges.routing import TaskRoutedJudge
 from autodidact.judges.rubric import RubricJudge
+from autodidact.judges.self_examples import SelfExamplesJudge
 from autodidact.judges.verifier import TaskVerifierJudge
 
 if TYPE_CHECKING:
@@ -63,6 +67,24 @@ def _program(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Jud
 
 def _random(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
     return RandomJudge()
+
+
+def _self_certainty(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
+    return SelfCertaintyJudge(engine, certainty=config.certainty)
+
+
+def _reverse_likelihood(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
+    return ReverseLikelihoodJudge(engine)
+
+
+def _semantic_agreement(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
+    return SemanticAgreementJudge(config.embedder)
+
+
+def _self_examples(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
+    return SelfExamplesJudge(
+        engine, config.embedder, shots=config.shots, mode=config.mode, min_mass=config.min_score_mass
+    )
 
 
 def _pairwise(config: JudgeConfig, engine: Engine, tasks: dict[str, Task]) -> Judge:
@@ -144,6 +166,10 @@ JUDGES: dict[str, Callable[..., Judge]] = {
     "verifier": _verifier,
     "program": _program,
     "random": _random,
+    "self_certainty": _self_certainty,
+    "reverse_likelihood": _reverse_likelihood,
+    "semantic_agreement": _semantic_agreement,
+    "self_examples": _self_examples,
 }
 
 

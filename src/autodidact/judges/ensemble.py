@@ -6,12 +6,16 @@ Combination rules, over the members that did not fail on that item:
 - majority: each member votes "good" (score > 5) or "bad" (score < 5); a
   score of exactly 5 abstains. 10 when good votes outnumber bad, 0 when bad
   outnumber good, 5 on a tie.
+- product: the geometric mean on the 0-10 scale, 10 x prod(s_i / 10) ** (1/n):
+  high only where every member scores high (e.g. consistency x certainty), 0
+  where any member scores 0.
 An item every member failed on is a failed judgment (None).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from statistics import fmean, pstdev
 from typing import Literal
@@ -23,7 +27,7 @@ from autodidact.judges.prompts import DIRECT_ANSWER_PREFIX, persona_prompt
 from autodidact.judges.scoring import SCORES
 from autodidact.records import Judgment
 
-Combine = Literal["mean", "min", "majority"]
+Combine = Literal["mean", "min", "majority", "product"]
 
 
 def combine_scores(scores: Sequence[float], how: Combine) -> float:
@@ -32,6 +36,8 @@ def combine_scores(scores: Sequence[float], how: Combine) -> float:
         return fmean(scores)
     if how == "min":
         return min(scores)
+    if how == "product":
+        return 10.0 * math.prod(s / 10.0 for s in scores) ** (1.0 / len(scores))
     good, bad = sum(s > 5 for s in scores), sum(s < 5 for s in scores)
     return 10.0 if good > bad else 0.0 if bad > good else 5.0
 

@@ -88,6 +88,20 @@ REVISE = """A reviewer compared the assistant response below with another respon
 
 Reply with the improved response only."""
 
+EXAMPLE = """[Example request]
+{question}
+
+[Example response]
+{begin}
+{response}
+{end}
+Score: {score}"""
+
+# The reverse-likelihood judge's user turn; the instruction is teacher-forced as the reply. Without a
+# response the turn is the same minus the response, so the log-probabilities differ by what it adds.
+BACKTRANSLATE = "Here is a response:\n\n{begin}\n{response}\n{end}\n\nWrite the request it answers."
+BACKTRANSLATE_ALONE = "Write the request it answers."
+
 DIRECT_ANSWER_PREFIX = "Score: "
 RUBRIC_ANSWER_PREFIX = "Final score: "
 PAIRWISE_ANSWER_PREFIX = "Better response: "
@@ -105,6 +119,25 @@ def rubric_prompt(question: str, response: str, criteria: Sequence[str]) -> str:
 def persona_prompt(persona: str, question: str, response: str) -> str:
     """The direct prompt, preceded by a persona from the config (trusted text)."""
     return f"{persona.strip()}\n\n{direct_prompt(question, response)}"
+
+
+def examples_prompt(question: str, response: str, examples: Sequence[tuple[str, str, int]]) -> str:
+    """The direct prompt with graded examples, (question, response, score) each, after its first paragraph."""
+    head, rest = direct_prompt(question, response).split("\n\n", 1)
+    if not examples:
+        return f"{head}\n\n{rest}"
+    shown = "\n\n".join(
+        EXAMPLE.format(question=q, response=fence(r), score=s, begin=BEGIN, end=END) for q, r, s in examples
+    )
+    intro = "Graded examples of responses to other requests:"
+    return f"{head}\n\n{intro}\n\n{shown}\n\nNow the response to rate.\n\n{rest}"
+
+
+def backtranslation_prompt(response: str | None) -> str:
+    """The user turn after which the reverse-likelihood judge scores the instruction; None: without a response."""
+    if response is None:
+        return BACKTRANSLATE_ALONE
+    return BACKTRANSLATE.format(response=fence(response), begin=BEGIN, end=END)
 
 
 def pairwise_prompt(question: str, a: str, b: str) -> str:

@@ -13,6 +13,7 @@ and the report, and stops the run when that monitor's `stop` is set.
 | diminishing_returns | gain per iteration and its trend | early stopping (stopping.*) |
 | reliability | agreement of the judge with people (`autodidact review`) | review.pause, review.min_agreement |
 | judge_reliability | per task, the judge's held-out AUC against the verifier | judge.model, rubric, verifiers |
+| signal_decay | majority flips, kept and right-among-kept votes of a held-out probe | selection.min_score_schedule, selection.replay_base |
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from autodidact.monitors.diversity import collapse_alert, diversity_metrics, div
 from autodidact.monitors.judge_reliability import unreliable_judge_alert
 from autodidact.monitors.returns import gain_trend, gains, returns_alert
 from autodidact.monitors.reward_hacking import reward_hacking_alert, train_judge_score, unmeasured_notice
+from autodidact.monitors.signal_decay import Vote, decay_alert, signal_metrics, vote_tasks
 from autodidact.records import Alert, Judgment, Sample
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ class Evidence:
     train_judgments: list[Judgment] = field(default_factory=list)
     probe_groups: list[list[str]] = field(default_factory=list)  # sampled answers per held-out probe prompt
     task_metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)  # this iteration's, per task
+    votes: list[Vote] = field(default_factory=list)  # the vote probe's, per held-out prompt, with verdicts
+    previous_votes: list[Vote] = field(default_factory=list)  # the previous iteration's (none at iteration 0)
 
 
 class Monitor(Protocol):
@@ -133,6 +137,19 @@ class JudgeReliabilityMonitor:
         return unreliable_judge_alert(evidence.task_metrics, self.min_auc)
 
 
+class SignalDecayMonitor:
+    name = "signal_decay"
+
+    def __init__(self, min_share: float, max_flip_rate: float, max_drop: float, stop: bool) -> None:
+        self.min_share, self.max_flip_rate, self.max_drop, self.stop = min_share, max_flip_rate, max_drop, stop
+
+    def measure(self, evidence: Evidence) -> dict[str, float | None]:
+        return signal_metrics(evidence.previous_votes, evidence.votes, self.min_share)
+
+    def alert(self, history: Sequence[Metrics], evidence: Evidence) -> str | None:
+        return decay_alert(history, self.max_flip_rate, self.max_drop)
+
+
 def build_monitors(config: RunConfig, embedder: Embedder | None) -> list[Monitor]:
     """The monitors a config asks for (the reliability checks run in the loop's review gate)."""
     m = config.monitors
@@ -147,6 +164,9 @@ def build_monitors(config: RunConfig, embedder: Embedder | None) -> list[Monitor
     ]
     if m.judge_reliability.min_auc is not None:
         monitors.append(JudgeReliabilityMonitor(m.judge_reliability.min_auc, m.judge_reliability.stop))
+    d = m.signal_decay
+    if d.prompts and vote_tasks(config):  # only where a task is judged by agreement among its samples
+        monitors.append(SignalDecayMonitor(d.min_share, d.max_flip_rate, d.max_drop, d.stop))
     return monitors
 
 
@@ -174,4 +194,4 @@ def check(monitors: Sequence[Monitor], evidence: Evidence) -> tuple[dict[str, fl
     return metrics, alerts
 
 
-__all__ = ["Evidence", "JudgeReliabilityMonitor", "Monitor", "build_monitors", "check"]
+__all__ = ["Evidence", "JudgeReliabilityMonitor", "Monitor", "SignalDecayMonitor", "build_monitors", "check"]

@@ -30,7 +30,8 @@ METRIC_ORDER = (
     "heldout_metric", "pass_rate", "paraphrase_pass_rate", "judge_score", "judge_auc", "mean_tokens",
     "train_judge_score", "reference_judge_score", "position_consistency", "tie_rate", "score_length_corr",
     "disagreement", "vote_margin",
-    "distinct_1", "distinct_2", "self_bleu", "embedding_similarity", "gain", "gain_trend", "human_ratings",
+    "distinct_1", "distinct_2", "self_bleu", "embedding_similarity", "vote_flip_rate", "vote_kept", "vote_right_kept",
+    "gain", "gain_trend", "human_ratings",
     "human_spearman", "human_kappa", "human_accuracy", "human_agreement",
 )
 _ROW_KEYS = {"iteration", "tasks", "kept", "judge_failed_train", "heldout_judge", "seconds"}

@@ -1,4 +1,5 @@
-"""What the stages read from the store: an iteration's prompt draw, its new prompts, its training samples.
+"""What the stages read from the store: an iteration's prompt draw, its new prompts, its training samples,
+the examples it trains on.
 
 The draw is a function of the stored training prompts and the iteration
 alone, so a stage that needs it again (GRPO's train stage) draws again what
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from autodidact.config import RunConfig
 from autodidact.engines import Engine
-from autodidact.records import PARAPHRASE_SPLIT, Prompt, Sample
+from autodidact.records import PARAPHRASE_SPLIT, Prompt, Sample, SFTExample
 from autodidact.store import RunStore
 from autodidact.tasks import Task
 from autodidact.tasks.base import Grown, GrowsPrompts
@@ -57,3 +58,18 @@ def train_samples(store: RunStore, iteration: int) -> tuple[dict[str, Prompt], l
     """The training prompts by id, and the iteration's samples that answer one (not the held-out answers)."""
     prompts = {p.id: p for p in store.prompts(split="train")}
     return prompts, [s for s in store.samples(iteration) if s.prompt_id in prompts]
+
+
+def training_examples(store: RunStore, config: RunConfig, iteration: int) -> list[SFTExample]:
+    """The SFT examples an iteration trains on: its selection, then with `selection.replay_base` iteration 1's.
+
+    Iteration 1's examples are the base model's own samples, kept by the judge before any training moved it.
+    Both come from the store, so a resumed run trains on the same set. An example of iteration 1 whose
+    prompt and text this iteration selected again is trained on once.
+    """
+    examples = store.selection(iteration)
+    if not config.selection.replay_base or iteration <= 1:
+        return examples
+    seen = {(e.prompt_id, e.completion) for e in examples}
+    replayed = [e for e in store.selection(1) if (e.prompt_id, e.completion) not in seen]
+    return examples + replayed

@@ -12,7 +12,8 @@ from typing import Any
 from autodidact.loop.context import RunContext
 from autodidact.loop.stages.inputs import train_samples
 from autodidact.monitors import Evidence, check
-from autodidact.monitors.probes import diversity_probe, reference_score
+from autodidact.monitors.probes import diversity_probe, reference_score, vote_probe
+from autodidact.monitors.signal_decay import Vote, vote_tasks, votes_from_json, votes_to_json
 from autodidact.records import Alert, ReviewItem
 from autodidact.review import build_checkpoint
 from autodidact.store import RunStore
@@ -29,11 +30,14 @@ class Monitored:
     alerts: list[Alert] = field(default_factory=list)
     review_items: list[ReviewItem] = field(default_factory=list)
     probe_prompts: int = 0  # held-out prompts the diversity probe sampled
+    votes: list[Vote] = field(default_factory=list)  # the vote probe's, kept for the next iteration's flips
 
     def write(self, store: RunStore, iteration: int) -> None:
         store.add_metrics(iteration, self.metrics)
         store.add_alerts(self.alerts)
         store.add_review_items(self.review_items)
+        if self.votes:
+            store.set_meta(vote_key(iteration), votes_to_json(self.votes))
 
     def info(self) -> dict[str, Any]:
         return {"alerts": len(self.alerts), "review_items": len(self.review_items), "probe_prompts": self.probe_prompts}
@@ -56,11 +60,16 @@ class Monitor:
         metrics |= measured
         for alert in alerts:
             log.warning("iteration %d: %s alert: %s", iteration, alert.monitor, alert.message)
-        return Monitored(metrics, alerts, review_items(ctx, iteration), len(evidence.probe_groups))
+        return Monitored(metrics, alerts, review_items(ctx, iteration), len(evidence.probe_groups), evidence.votes)
 
     def after_commit(self, ctx: RunContext, iteration: int, output: Monitored) -> None:
         # Committed: send the iteration (a resumed run does not resend finished ones).
         ctx.tracker.log_iteration(iteration, *iteration_payload(ctx.store, iteration))
+
+
+def vote_key(iteration: int) -> str:
+    """The store's meta key of an iteration's vote probe."""
+    return f"vote_probe/{iteration}"
 
 
 def gather_evidence(ctx: RunContext, iteration: int) -> Evidence:
@@ -86,6 +95,14 @@ def gather_evidence(ctx: RunContext, iteration: int) -> Evidence:
             ctx.config.seed,
             desc=f"diversity probe (iter {iteration})",
         )
+    extractors = vote_tasks(ctx.config)
+    if ctx.monitors and ctx.config.monitors.signal_decay.prompts and extractors:
+        c = ctx.config
+        evidence.votes = vote_probe(
+            ctx.engine, store.prompts(split="heldout"), ctx.tasks, extractors, c.monitors.signal_decay, c.generation,
+            c.seed, desc=f"vote probe (iter {iteration})",
+        )
+        evidence.previous_votes = votes_from_json(store.get_meta(vote_key(iteration - 1))) if iteration else []
     return evidence
 
 

@@ -50,7 +50,8 @@ class Select:
         s = ctx.config.selection
         if ctx.config.training.method == "dpo":
             return Selected([], pairs=select_pairs(prompts, samples, judgments, s.min_margin, s.length_band))
-        examples = select(prompts, samples, judgments, s.strategy, s.top_k, s.min_score, s.length_band)
+        floor = s.min_score_at(iteration)  # selection.min_score_schedule's entry, else min_score
+        examples = select(prompts, samples, judgments, s.strategy, s.top_k, floor, s.length_band)
         revised = revision_examples(prompts, revisions, examples)  # none unless selection.revise stored rewrites
         examples += revised
         dropped = None

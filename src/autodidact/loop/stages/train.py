@@ -18,6 +18,7 @@ import torch
 from autodidact.config import RunConfig
 from autodidact.engines import Sleeps
 from autodidact.loop.context import RunContext
+from autodidact.loop.stages.inputs import training_examples
 from autodidact.records import Judgment, Sample
 from autodidact.store import RunStore
 from autodidact.training import TrainResult, save_checkpoint, train_dpo, train_sft
@@ -84,16 +85,16 @@ class Train:
         seed = ctx.config.seed + iteration
         t = ctx.config.training.model_copy(update={"learning_rate": learning_rate(ctx.config, ctx.store, iteration)})
         slept = sleep_engine(ctx)
-        store = ctx.store
+        # DPO's pairs, or the SFT examples (the selection, and iteration 1's with selection.replay_base)
+        data = ctx.store.pairs(iteration) if t.method == "dpo" else training_examples(ctx.store, ctx.config, iteration)
         # The trainer's own logs (loss, learning rate) go to the tracker too.
         with ctx.tracker.training(iteration) as report:
             if t.num_processes > 1:  # data parallel through `accelerate launch`; the weights come back into the policy
-                data = store.pairs(iteration) if t.method == "dpo" else store.selection(iteration)
                 result = train_multiprocess(ctx.config, ctx.policy, ctx.tokenizer, data, t, seed, ctx.run_dir, report=report)
             elif t.method == "dpo":
-                result = self.dpo(ctx.policy, ctx.tokenizer, store.pairs(iteration), t, seed=seed, report=report)
+                result = self.dpo(ctx.policy, ctx.tokenizer, data, t, seed=seed, report=report)
             else:
-                result = self.sft(ctx.policy, ctx.tokenizer, store.selection(iteration), t, seed=seed, report=report)
+                result = self.sft(ctx.policy, ctx.tokenizer, data, t, seed=seed, report=report)
         path = checkpoint(ctx, iteration, result.loss)
         return Trained(result, t.learning_rate, path, slept=slept)
 

@@ -1,0 +1,140 @@
+"""After-run decay figures: were the answers a run trained on right, and did its majority answers flip?
+
+    autodidact decay runs/my-run
+
+Read from a run's store after the run, with its tasks' verifiers: the
+verifier grades what training already used and never reaches training. Per
+task and training iteration:
+
+- right / kept: how many of the samples selected for training the verifier
+  passes (`kept_right`);
+- majority flips: training prompts are drawn afresh each iteration (64 of 200
+  per task by default), so among the prompts drawn in both iteration i-1 and
+  i that have a majority answer both times, how many changed their majority,
+  and how many of those went right -> wrong and wrong -> right by the verifier
+  (`majority_flips`). The answers are read with the extractor of the task's
+  self_consistency judge section, else `last_number`; a majority's verdict is
+  that of the first sample that gave it.
+
+The run's monitor follows the same signal during training on held-out prompts
+(`monitors.signal_decay`, docs/MONITORS.md).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from autodidact.apps.eval_inputs import run_set
+from autodidact.apps.export import open_run
+from autodidact.judges.consistency import load_extractor
+from autodidact.monitors.signal_decay import Flips, Vote, flip_counts, majority_vote, passes, vote_tasks
+from autodidact.store import RunStore
+from autodidact.tasks import Task
+from autodidact.tasks.answering import verify_all
+
+DEFAULT_EXTRACTOR = "last_number"
+
+
+@dataclass(frozen=True)
+class KeptRight:
+    """Of one iteration's samples selected for training, how many the task's verifier passes."""
+
+    iteration: int
+    right: int
+    kept: int
+
+
+@dataclass(frozen=True)
+class DecayFigures:
+    """Per task: right / kept per training iteration, majority flips per pair of consecutive ones."""
+
+    kept_right: dict[str, list[KeptRight]]
+    flips: dict[str, list[tuple[int, Flips]]]  # (iteration i, flips from i-1 to i), from iteration 2 on
+    extractors: dict[str, str]  # the extractor each task's answers were read with
+
+
+def kept_right(store: RunStore, tasks: Mapping[str, Task], iterations: list[int]) -> dict[str, list[KeptRight]]:
+    """task -> (right, kept) among each training iteration's selected samples, by the task's verifier."""
+    prompts = {p.id: p for p in store.prompts(split="train")}
+    out: dict[str, list[KeptRight]] = {name: [] for name in sorted({p.task for p in prompts.values()} & set(tasks))}
+    for it in iterations:
+        examples = [e for e in store.selection(it) if prompts[e.prompt_id].task in out]
+        verdicts = verify_all(tasks, prompts, {e.sample_id: (e.prompt_id, e.completion) for e in examples})
+        counts = {name: [0, 0] for name in out}
+        for e in examples:
+            cell = counts[prompts[e.prompt_id].task]
+            cell[0] += passes(verdicts[e.sample_id]) is True
+            cell[1] += 1
+        for name, (right, kept) in counts.items():
+            out[name].append(KeptRight(it, right, kept))
+    return out
+
+
+def training_votes(
+    store: RunStore, tasks: Mapping[str, Task], extractors: Mapping[str, str], iteration: int
+) -> dict[str, dict[str, Vote]]:
+    """task -> prompt id -> the vote of the iteration's samples of that training prompt, with its verdict."""
+    prompts = {p.id: p for p in store.prompts(split="train") if p.task in tasks}
+    texts: dict[str, list[str]] = defaultdict(list)
+    for sample in store.samples(iteration):
+        if sample.prompt_id in prompts and sample.origin != "revision":  # what the model sampled, not a rewrite
+            texts[sample.prompt_id].append(sample.text)
+    votes = {
+        pid: majority_vote(pid, group, load_extractor(extractors.get(prompts[pid].task, DEFAULT_EXTRACTOR)))
+        for pid, group in texts.items()
+    }
+    answers = {pid: (pid, texts[pid][v.first]) for pid, v in votes.items() if v.first is not None}
+    verdicts = verify_all(tasks, prompts, answers)
+    out: dict[str, dict[str, Vote]] = defaultdict(dict)
+    for pid, v in votes.items():
+        out[prompts[pid].task][pid] = replace(v, right=passes(verdicts.get(pid)))
+    return dict(out)
+
+
+def majority_flips(
+    store: RunStore, tasks: Mapping[str, Task], extractors: Mapping[str, str], iterations: list[int]
+) -> dict[str, list[tuple[int, Flips]]]:
+    """task -> (i, majority flips from training iteration i-1 to i) over the prompts drawn in both."""
+    out: dict[str, list[tuple[int, Flips]]] = defaultdict(list)
+    previous: dict[str, dict[str, Vote]] = {}
+    for it in iterations:
+        current = training_votes(store, tasks, extractors, it)
+        if previous:
+            for name in sorted(tasks):
+                out[name].append((it, flip_counts(previous.get(name, {}), current.get(name, {}))))
+        previous = current
+    return dict(out)
+
+
+def decay_figures(run_dir: Path) -> DecayFigures:
+    """The after-run decay figures of the run in `run_dir` (graded by the tasks of its saved config)."""
+    tasks: dict[str, Task] = run_set(str(run_dir), []).tasks(None, None)  # no engine: they grade, never answer
+    config, store = open_run(Path(run_dir))
+    voting = vote_tasks(config)
+    extractors = {name: voting.get(name, DEFAULT_EXTRACTOR) for name in tasks}
+    with store:
+        iterations = sorted({row["iteration"] for row in store.metrics()} - {0})  # the evaluated training iterations
+        return DecayFigures(
+            kept_right(store, tasks, iterations), majority_flips(store, tasks, extractors, iterations), extractors
+        )
+
+
+def decay_lines(figures: DecayFigures, name: str = "") -> list[str]:
+    """The figures as plain lines, one per task and figure: 'NAME task: right / kept 11 / 16, 17 / 34, ...'."""
+    lead = f"{name} " if name else ""
+    lines = []
+    for task, counts in figures.kept_right.items():
+        lines.append(f"{lead}{task}: right / kept " + ", ".join(f"{c.right} / {c.kept}" for c in counts))
+    for task, flips in figures.flips.items():
+        cells = ", ".join(
+            f"{i - 1}->{i}: {f.flipped} of {f.shared} (right->wrong {f.right_to_wrong}, wrong->right {f.wrong_to_right})"
+            for i, f in flips
+        )
+        lines.append(f"{lead}{task}: majority flips ({figures.extractors[task]}) {cells}")
+    return lines
+
+
+__all__ = ["DecayFigures", "KeptRight", "decay_figures", "decay_lines", "kept_right", "majority_flips"]
