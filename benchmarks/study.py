@@ -1,7 +1,7 @@
 """The recipe study: which label-free recipe improves the bundled model most on held-out data.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/study.py --recipes route_big,verifier_big --seeds 0,1,2 \\
-        [--out runs/study] [--iterations 3] [--table-only]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/study.py --recipes route_big,random_big --seeds 0,1,2,3,4 \\
+        [--out runs/study] [--iterations 3] [--table-only] [--partial] [--kept]
 
 Each recipe is `configs/default.yaml` plus a few `--set` overrides (RECIPES
 below); each (recipe, seed) is one full run in `OUT/RECIPE-sSEED`. A finished
@@ -28,6 +28,13 @@ would have made, answered by the base model and the last checkpoint.
 Training signals: the recipes other than `verifier` use only the model's own
 outputs (its judgments, votes and critiques); `verifier` judges with the task's
 verifier and is the supervised upper bound, reported beside them.
+
+The control arm: `random_big` trains on a uniformly random valid sample per
+prompt with the same budget and training (`judge.method: random`). With it in
+`--recipes`, every other recipe's gain over it, paired per held-out prompt on
+the seeds both have, is printed per iteration and task
+(`autodidact.apps.control`): what self-evaluation adds over training on the
+model's own samples. Seeds run outermost, so each seed's arms finish together.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from autodidact.engines.scoring import continuation_ids
 from autodidact.progress import progress_bar
 
 # Logit entries (rows x kept positions x V) one forward pass may return: 2^27 is 256 MB in bf16 (512 MB
-# in fp32), e.g. 4 responses of 220 tokens with the bundled model's 151,936-wide vocabulary. A longer
+# in fp32), e.g. 16 rows of 170 kept positions with the bundled model's 49,152-wide vocabulary. A longer
 # response runs alone whatever its size.
 MAX_LOGITS = 1 << 27
 
