@@ -11,7 +11,7 @@ import pytest
 
 from autodidact.apps.report import write_report
 from autodidact.apps.report.html import plot_specs
-from autodidact.config import RunConfig, to_yaml
+from autodidact.config import RunConfig, judge_config, to_yaml
 from autodidact.errors import AutodidactError
 from autodidact.records import Alert, Judgment, Prompt, Sample
 from autodidact.store import RunStore
@@ -98,6 +98,15 @@ def test_report_of_a_base_model_only_run_has_all_plots(tmp_path: Path) -> None:
     page = out.read_text(encoding="utf-8")
     assert plot_ids(page) == PLOT_IDS
     assert "No alerts" in page and "No judged training samples yet" in page
+    assert "no self-evaluation" not in page  # every task is judged
+
+
+def test_report_says_which_tasks_train_without_self_evaluation(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, iterations=0)
+    routed = RunConfig(name="t").model_copy(update={"judge": judge_config(tasks={"instructions": {"method": "random"}})})
+    (run_dir / "config.yaml").write_text(to_yaml(routed), encoding="utf-8")
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    assert page.count('<p class="control-note">instructions: no self-evaluation.') == 1 and "arithmetic: no self" not in page
 
 
 def test_report_needs_a_store(tmp_path: Path) -> None:

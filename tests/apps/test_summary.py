@@ -36,3 +36,18 @@ def test_alerts_table_says_where_the_self_judge_is_unreliable():
     message = "the self-judge's held-out scores barely track correctness on arithmetic (AUC 0.52; 12 of 48 pass)"
     text = _text(alerts_table([Alert(0, "judge_reliability", message)]))
     assert "judge_reliability" in text and "barely track correctness on arithmetic" in text.replace("\n", " ")
+
+
+def test_control_notes_name_the_tasks_trained_without_self_evaluation(tmp_path):
+    from autodidact.apps.summary import control_notes, control_tasks, read_config
+
+    routed = {"tasks": {"names": ["arithmetic", "instructions"]},
+              "judge": {"method": "direct", "tasks": {"instructions": {"method": "random"}}}}  # fmt: skip
+    assert control_tasks(routed) == ["instructions"]
+    assert control_tasks({"tasks": {"names": ["a", "b"]}, "judge": {"method": "random"}}) == ["a", "b"]
+    assert control_tasks({"tasks": {"names": ["a"]}, "judge": {}}) == []  # direct by default
+    assert control_tasks({}) == [] and control_tasks({"judge": "junk", "tasks": 3}) == []  # a hostile saved config
+    (line,) = control_notes(routed)
+    assert line.startswith("instructions: no self-evaluation.") and "judge.method random" in line
+    (tmp_path / "config.yaml").write_text("judge: {method: random}\ntasks: {names: [arithmetic]}\n")
+    assert control_tasks(read_config(tmp_path)) == ["arithmetic"] and read_config(tmp_path / "nowhere") == {}

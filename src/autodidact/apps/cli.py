@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from autodidact.apps.log_setup import configure_logging
-from autodidact.apps.summary import alerts_table, iteration_table, timing_table
+from autodidact.apps.summary import alerts_table, control_notes, iteration_table, read_config, timing_table
 from autodidact.config import example_yaml, load_config
 from autodidact.config.base import MAX_SEED
 from autodidact.errors import AutodidactError
@@ -40,6 +40,8 @@ def _show_result(result) -> None:
     tasks = sorted({t for row in result.iterations for t in row["tasks"]})
     out.print(iteration_table(result.iterations, tasks))
     out.print(timing_table(result.iterations))
+    for line in control_notes(read_config(result.run_dir)):
+        out.print(line, highlight=False)
     if result.alerts:
         out.print(alerts_table(result.alerts))
     else:

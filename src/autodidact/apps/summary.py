@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
+import yaml
 from rich.table import Table
 
+from autodidact.config.yaml_safe import load_yaml
 from autodidact.loop.stages.names import STAGES
 
 
@@ -83,3 +87,32 @@ def alerts_table(alerts: Sequence) -> Table:
     for alert in alerts:
         table.add_row(str(alert.iteration), alert.monitor, alert.message, "yes" if alert.stop else "")
     return table
+
+
+def control_tasks(config: Mapping) -> list[str]:
+    """The tasks a saved config (a plain dict) trains with the control arm: their judge is `random`."""
+    judge = config.get("judge") if isinstance(config.get("judge"), Mapping) else {}
+    routed = judge.get("tasks") if isinstance(judge.get("tasks"), Mapping) else {}
+    tasks = (config.get("tasks") or {}).get("names") or [] if isinstance(config.get("tasks"), Mapping) else []
+    names = [*(t for t in tasks if isinstance(t, str)), *(t for t in routed if t not in tasks)]
+    method = lambda section: section.get("method", "direct") if isinstance(section, Mapping) else None  # noqa: E731
+    return [t for t in names if method(routed.get(t, judge)) == "random"]
+
+
+def control_notes(config: Mapping) -> list[str]:
+    """One line per task trained without self-evaluation (judge `random`), for the summary and the report."""
+    return [
+        f"{task}: no self-evaluation. The run trains on a uniformly random sample per prompt (judge.method random, "
+        "the control arm): on this task judging added nothing over training on the model's own samples in the "
+        "study (docs/RESULTS.md, 'Self-evaluation against a control arm'), so the cheaper arm is used."
+        for task in control_tasks(config)
+    ]
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The run's saved config.yaml as a plain dict ({} when absent or unreadable)."""
+    try:
+        data = load_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"))  # bounded: a copied run may be hostile
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 
 from autodidact.apps.report import plots
-from autodidact.config.yaml_safe import load_yaml
+from autodidact.apps.summary import control_notes, read_config
 from autodidact.records import Judgment
 from autodidact.stopping import best_phrase
 from autodidact.store import RunStore
@@ -75,15 +74,6 @@ def plot_specs(unit: str = "samples") -> tuple[PlotSpec, ...]:
                  "Training samples (SFT) or pairs (DPO) that selection kept. "
                  "Bad sign: a falling count (the judge rejects more, or samples become alike)."),
     )
-
-
-def read_config(run_dir: Path) -> dict[str, Any]:
-    """The run's saved config.yaml as a plain dict ({} when absent or unreadable)."""
-    try:
-        data = load_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"))  # bounded: a copied run may be hostile
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _get(config: Mapping, dotted: str) -> Any:
@@ -194,6 +184,7 @@ def render(run_dir: Path, store: RunStore, rows: Sequence[Mapping], examples_per
         title=f"AutoDidact report: {config.get('name') or run_dir.name}",
         header=header(run_dir, config, store),
         alerts=store.alerts(),
+        control_notes=control_notes(config),
         plots=figures,
         rows=rows,
         tasks=sorted({t for r in rows for t in r.get("tasks", {})}),
