@@ -317,7 +317,7 @@ def main() -> None:
         for row in rows:
             for seed in seeds:
                 run_dir = args.out / f"{row['recipe']}-s{seed}"
-                if finished(run_dir):
+                if counted(run_dir):
                     print("\n".join(decay_lines(decay_figures(run_dir), run_dir.name)))
     result = {"rows": rows, "over_random": over_random, "seconds": timings}
     (args.out / "study.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
