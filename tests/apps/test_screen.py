@@ -41,6 +41,8 @@ def test_metrics_are_exact_with_ties_repeats_empty_answers_and_failed_judgments(
     m = signal_metrics(samples, scores, verdicts, passes=20, seconds=1.5)
     # Scored and graded: passes {a 9, f 3} vs fails {b 9, c 2, g 5, h 8}: a wins 3 and ties 1, f wins 1 -> 4.5 / 8.
     assert m.auc == 4.5 / 8
+    # Within prompts: p1 a vs b tie, a beats c -> 0.75; p2 f loses to g and h -> 0; p3 has no scored pair.
+    assert m.within_auc == (0.75 + 0.0) / 2
     # p1: a and b tie at 9, a comes first and passes; p2: h repeats g's text, so g (5) beats f (3) and fails.
     assert m.top1 == 0.5
     # p1's valid pool a, b, c (d is empty): 1/3; p2's e, f, g (h repeats g): 1/3; p3 has no pick, so is left out.
@@ -54,6 +56,7 @@ def test_a_signal_that_scores_nothing_has_no_pick_and_no_auc():
     samples, _, verdicts = case_samples()
     m = signal_metrics(samples, {}, verdicts)
     assert (m.auc, m.top1, m.random_top1, m.covered, m.failed, m.passes_per_sample) == (None, None, None, 0, 10, 0.0)
+    assert m.within_auc is None
 
 
 def test_ceiling_counts_ungraded_answers_as_not_passing():

@@ -245,23 +245,25 @@ def screen_markdown(result: ScreenResult) -> str:
         f"Screen of label-free signals: {s['prompts']} training prompts per task x {s['samples']} samples of the "
         f"base model ({s['model']['name']}, seed {s['seed']}, temperature {s['temperature']:g}, top_p {s['top_p']:g}, "
         f"{s['max_new_tokens']} new tokens), graded by each task's verifier. AUC: how well the signal's scores "
-        "separate passing from failing samples (0.5 = chance). Top-1 %: the prompts whose top-scored sample "
-        "passes; random %: a random valid sample's chance on the same prompts. Coverage: prompts with a pick. "
-        "Passes/sample: model rows the signal ran per sample.",
+        "separate passing from failing samples, pooled over the task (0.5 = chance); within-prompt AUC: the same "
+        "among each prompt's own samples, averaged over the prompts with both (what selection ranks). Top-1 %: "
+        "the prompts whose top-scored sample passes; random %: a random valid sample's chance on the same "
+        "prompts. Coverage: prompts with a pick. Passes/sample: model rows the signal ran per sample.",
     ]
     for task, rows in result.rows.items():
         c = result.ceilings[task]
         lines += ["", f"### {task}", "",
                   f"Ceiling: some sample passes on {_pct(c.any_pass)}% of {c.prompts} prompts; "
                   f"{_pct(c.sample_pass_rate)}% of samples pass.", "",
-                  "| signal | AUC | top-1 % | random % | top-1 - random | coverage | failed | passes/sample "
-                  "| seconds |",
-                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| signal | AUC | within-prompt AUC | top-1 % | random % | top-1 - random | coverage | failed "
+                  "| passes/sample | seconds |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, m in rows.items():
             gain = None if m.top1 is None or m.random_top1 is None else m.top1 - m.random_top1
             lines.append(
-                f"| {name} | {_num(m.auc)} | {_pct(m.top1)} | {_pct(m.random_top1)} | {_pct(gain)} | "
-                f"{m.covered}/{m.prompts} | {m.failed}/{m.samples} | {m.passes_per_sample:.2f} | {m.seconds:.1f} |"
+                f"| {name} | {_num(m.auc)} | {_num(m.within_auc)} | {_pct(m.top1)} | {_pct(m.random_top1)} | "
+                f"{_pct(gain)} | {m.covered}/{m.prompts} | {m.failed}/{m.samples} | {m.passes_per_sample:.2f} | "
+                f"{m.seconds:.1f} |"
             )
     if result.skipped:
         lines += ["", "Skipped: " + "; ".join(f"{name} ({why})" for name, why in result.skipped.items()) + "."]

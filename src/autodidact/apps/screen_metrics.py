@@ -64,6 +64,9 @@ class SignalMetrics:
     """How one signal did on one task's samples."""
 
     auc: float | None  # pooled over the task's samples; None when all pass or all fail
+    # Mean over prompts with both a passing and a failing scored sample of the AUC among that prompt's samples:
+    # what selection uses (it ranks within a prompt), free of how the signal ranks prompts against each other.
+    within_auc: float | None
     top1: float | None  # share of covered prompts whose top-scored valid sample passes
     random_top1: float | None  # mean over the same prompts of their valid samples' pass share
     covered: int  # prompts where the signal scored at least one valid sample
@@ -106,8 +109,14 @@ def signal_metrics(
     covered = [pid for pid, ranked in picks.items() if ranked]
     top1 = [passed(verdicts.get(picks[pid][0][0].id)) for pid in covered]
     shares = [sum(passed(verdicts.get(s.id)) for s, _ in valid[pid]) / len(valid[pid]) for pid in covered]
+    by_prompt: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_prompt.setdefault(s.prompt_id, []).append(s)
+    within = [roc_auc([scores.get(s.id) for s in g], [verdicts.get(s.id) for s in g]) for g in by_prompt.values()]
+    within = [a for a in within if a is not None]
     return SignalMetrics(
         auc=roc_auc([scores.get(s.id) for s in samples], [verdicts.get(s.id) for s in samples]),
+        within_auc=sum(within) / len(within) if within else None,
         top1=sum(top1) / len(top1) if top1 else None,
         random_top1=sum(shares) / len(shares) if shares else None,
         covered=len(covered),
