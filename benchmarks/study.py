@@ -83,6 +83,11 @@ RECIPES: dict[str, tuple[list[str], str]] = {
         ["judge.tasks={}", "judge.method=random", "selection.min_score=null"],
         "the control arm: the default budget and training, a uniformly random valid sample per prompt",
     ),
+    "route_random_instructions": (
+        ["judge.method=random"],
+        "per-task control: route_big's votes on arithmetic, a random sample on instructions (its top-1 random "
+        "score clears the floor of 5 unless all 8 fall below it, 0.4% of prompts)",
+    ),
     "big": (["judge.tasks={}"], "the default budget, the direct judge on every task"),
     "small": (SMALL, "the first default: direct judge, top 1 of 4 samples, 24 prompts a task, one epoch at 2e-4"),
     "small_verifier": ([*SMALL, "judge.method=verifier"], "the first default's budget, the verifier as judge"),
@@ -253,16 +258,16 @@ def started(run_dir: Path) -> bool:
     return (run_dir / "run.sqlite").is_file()
 
 
-def control_tables(recipes: list[str], seeds: list[int], out: Path, counted) -> dict[str, dict]:
-    """split -> recipe -> each judged recipe's gain over the control arm (`control.over_control`)."""
-    if CONTROL not in recipes:
+def control_tables(recipes: list[str], seeds: list[int], out: Path, counted, arm: str = CONTROL) -> dict[str, dict]:
+    """split -> recipe -> each other recipe's gain over the control `arm` (`control.over_control`)."""
+    if arm not in recipes:
         return {}
     by_recipe = {
         recipe: {s: verdicts(out / f"{recipe}-s{s}") for s in seeds if counted(out / f"{recipe}-s{s}")} for recipe in recipes
     }
     tables = {}
     for split in SPLITS:
-        table = {r: control.over_control(by_recipe[r], by_recipe[CONTROL], split) for r in recipes if r != CONTROL}
+        table = {r: control.over_control(by_recipe[r], by_recipe[arm], split) for r in recipes if r != arm}
         if any(table.values()):
             tables[split] = table
     return tables
@@ -275,6 +280,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "study")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--table-only", action="store_true", help="no new runs: the table of the finished ones")
+    parser.add_argument(
+        "--control", default=CONTROL, help="the recipe every other one is compared with, paired per prompt "
+        "(e.g. route_random_instructions: what judging instructions adds)",
+    )
     parser.add_argument(
         "--partial", action="store_true", help="tables also count unfinished runs, at the iterations they evaluated"
     )
@@ -307,9 +316,9 @@ def main() -> None:
     for split in SPLITS:
         if any(split in r["splits"] for r in rows):
             print(f"\n### {split}\n\n{markdown(rows, split)}")
-    over_random = control_tables(recipes, seeds, args.out, counted)
+    over_random = control_tables(recipes, seeds, args.out, counted, args.control)
     for split, table in over_random.items():
-        print(f"\n### {split}: judged selection over random selection\n\n{control.markdown(table, split)}")
+        print(f"\n### {split}: each recipe over {args.control}\n\n{control.markdown(table, split)}")
     if args.kept:
         from autodidact.apps.decay import decay_figures, decay_lines  # also `autodidact decay RUN_DIR`
 
