@@ -173,17 +173,9 @@ def verdicts(run_dir: Path) -> dict[str, dict[int, dict[str, dict[str, float]]]]
 
 def paired_gain(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> tuple[float, float]:
     """Mean over tasks of the paired pass-rate difference, and its variance (prompt sampling)."""
-    means, variances = [], []
-    for task in sorted(before):
-        ids = sorted(before[task].keys() & after.get(task, {}).keys())
-        d = [after[task][i] - before[task][i] for i in ids]
-        if len(d) < 2:
-            continue
-        mean = fmean(d)
-        means.append(mean)
-        variances.append(sum((x - mean) ** 2 for x in d) / (len(d) - 1) / len(d))
-    k = len(means)
-    return fmean(means), sum(variances) / (k * k)
+    cells = [c for task in sorted(before) if (c := control.paired_cell(after.get(task, {}), before[task])) is not None]
+    k = len(cells)
+    return fmean(m for m, _ in cells), sum(v for _, v in cells) / (k * k)
 
 
 def summarize(recipe: str, runs: list[Path]) -> dict:

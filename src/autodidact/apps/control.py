@@ -39,19 +39,16 @@ def heldout_verdicts(run_dir: Path, tasks: dict | None = None) -> Verdicts:
     out: Verdicts = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
     with RunStore(Path(run_dir) / STORE_FILE) as store:
         iterations = sorted({row["iteration"] for row in store.metrics()})
-        for split in SPLITS:
-            prompts = {p.id: p for p in store.prompts(split=split)}
-            if not prompts:
-                continue
-            graders = {p.task: (tasks or {}).get(p.task) or get_task(p.task) for p in prompts.values()}
-            for it in iterations:
-                for sample in store.samples(it):
-                    prompt = prompts.get(sample.prompt_id)
-                    if prompt is None:
-                        continue
-                    verdict = graders[prompt.task].verify(prompt, sample.text)
-                    if verdict is not None:
-                        out[split][it][prompt.task][prompt.id] = float(verdict)
+        prompts = {p.id: (split, p) for split in SPLITS for p in store.prompts(split=split)}
+        graders = {p.task: (tasks or {}).get(p.task) or get_task(p.task) for _, p in prompts.values()}
+        for it in iterations:
+            for sample in store.samples(it):  # each iteration's samples read once, every split sorted out of them
+                split, prompt = prompts.get(sample.prompt_id, (None, None))
+                if prompt is None:
+                    continue
+                verdict = graders[prompt.task].verify(prompt, sample.text)
+                if verdict is not None:
+                    out[split][it][prompt.task][prompt.id] = float(verdict)
     return out
 
 

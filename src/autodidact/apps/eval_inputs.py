@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autodidact import embeddings
 from autodidact.apps.export import is_run_dir, open_run, pick_checkpoint
 from autodidact.config import RunConfig, load_config, validate_config
 from autodidact.engines import Engine
 from autodidact.errors import AutodidactError
+from autodidact.loop.context import source_embedder
 from autodidact.loop.prompts import check_heldout_size
 from autodidact.models import load_model, resolve_model
 from autodidact.models.merge import load_adapter
@@ -56,10 +56,7 @@ class HeldoutSet:
         Without an engine (None) they can build prompts from files and built-in pools, not answer or judge.
         """
         t = self.config.tasks
-        needs_embedder = any(s.type in ("self_instruct", "documents") for s in t.sources)
-        spec = self.config.monitors.diversity.embedder
-        embedder = embeddings.load_embedder("default" if spec == "none" else spec) if needs_embedder else None
-        tasks = build_tasks(t, engine, embedder, judge_engine)
+        tasks = build_tasks(t, engine, source_embedder(self.config), judge_engine)
         known = self.stored if self.stored is not None else self.built
         if known is not None:  # a documents task rebuilds its search index from the prompts, never rewrites them
             for name, task in tasks.items():

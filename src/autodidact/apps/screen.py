@@ -141,13 +141,9 @@ def screen_settings(config: RunConfig, prompts: int, samples: int) -> dict[str, 
 
 def _tasks(config: RunConfig, engine: Engine) -> dict[str, Task]:
     """The run's tasks; sources that write or search prompts get the embedder a run would give them."""
-    embedder = None
-    if any(s.type in ("self_instruct", "documents") for s in config.tasks.sources):
-        from autodidact.embeddings import load_embedder
+    from autodidact.loop.context import source_embedder
 
-        spec = config.monitors.diversity.embedder
-        embedder = load_embedder("default" if spec == "none" else spec)
-    return build_tasks(config.tasks, engine, embedder, engine)
+    return build_tasks(config.tasks, engine, source_embedder(config), engine)
 
 
 def _sample(engine: Engine, tasks: dict[str, Task], config: RunConfig, by_id: dict[str, Prompt], n: int) -> dict:

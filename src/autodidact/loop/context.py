@@ -87,7 +87,7 @@ def build_context(config: RunConfig, run_dir: Path, store: RunStore, policy: tup
     engine = _policy_engine(config, model, tokenizer, last)
     _check_online(config, tokenizer)
     judging = TokenCounter(judge_engine(config, engine))
-    tasks = build_tasks(config.tasks, engine, _source_embedder(config), judging.engine)
+    tasks = build_tasks(config.tasks, engine, source_embedder(config), judging.engine)
 
     def engine_for(member: JudgeConfig) -> Engine:
         return judge_engine(config.model_copy(update={"judge": member}), engine)
@@ -146,7 +146,7 @@ def _embedder(config: RunConfig) -> Embedder | None:
     return embeddings.load_embedder(spec)  # looked up when called: a test may hand in its own embedder
 
 
-def _source_embedder(config: RunConfig) -> Embedder | None:
+def source_embedder(config: RunConfig) -> Embedder | None:
     """The embedder for task sources that need one (self-written prompts, documents), else None."""
     if not any(s.type in ("self_instruct", "documents") for s in config.tasks.sources):
         return None
