@@ -82,6 +82,9 @@ class SFTExample:
     messages: list[Message]  # the prompt's messages
     completion: str  # the assistant response to learn
     score: float | None  # the judge's score; None for a critique-and-revise rewrite, which is not judged
+    # (start, end) character spans of `completion` kept out of the loss: text the model did not write, such as
+    # search results inside a transcript. Set at training time by a task (tasks.base.ShapesTraining), never stored.
+    untrained: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -109,9 +109,10 @@ def test_a_bad_source_file_fails_before_the_run_writes_anything(tiny_llama, tmp_
 
 def test_documents_source_runs_in_the_loop_with_the_search_tool(tiny_llama, tmp_path, monkeypatch):
     # A random model writes no usable question/answer pairs: script the writing, keep everything else real.
-    monkeypatch.setattr("autodidact.tasks.documents.task.write_pairs", _scripted_pairs)
+    monkeypatch.setattr("autodidact.tasks.documents.pairs.write_pairs", _scripted_pairs)
     source = {"type": "documents", "name": "docs", "path": str(Path(__file__).parents[1] / "data" / "documents"),
-              "chunk_chars": 300, "overlap_chars": 50, "heldout_ratio": 0.3, "search_first": True, "max_turns": 1}
+              "chunk_chars": 300, "overlap_chars": 50, "heldout_ratio": 0.3, "search_first": True, "max_turns": 1,
+              "questions": "model"}
     result = autodidact.run(_sources_config(tiny_llama, tmp_path, [source]))
     assert result.stop_reason == "reached max_iterations=1"
     with RunStore(tmp_path / "run" / STORE_FILE) as store:
@@ -126,7 +127,7 @@ def test_documents_source_runs_in_the_loop_with_the_search_tool(tiny_llama, tmp_
 def test_a_resumed_documents_run_searches_the_index_of_the_original_run(tiny_llama, tmp_path, monkeypatch, killed_at):
     # Killed after its questions were stored (in iteration 0's evaluation): the resumed run has no build() to
     # fill the search index, so it rebuilds it from the documents; it writes no question again.
-    monkeypatch.setattr("autodidact.tasks.documents.task.write_pairs", _scripted_pairs)
+    monkeypatch.setattr("autodidact.tasks.documents.pairs.write_pairs", _scripted_pairs)
     source = DOCUMENTS | {"search_first": True, "max_turns": 1, "search_top_k": 2}
     config = _sources_config(tiny_llama, tmp_path, [source])
     with pytest.raises(KeyboardInterrupt):  # killed after the prompts were stored
@@ -138,7 +139,7 @@ def test_a_resumed_documents_run_searches_the_index_of_the_original_run(tiny_lla
     def no_writing(*args, **kwargs):
         raise AssertionError("a resumed run writes no question again")
 
-    monkeypatch.setattr("autodidact.tasks.documents.task.write_pairs", no_writing)
+    monkeypatch.setattr("autodidact.tasks.documents.pairs.write_pairs", no_writing)
     result = autodidact.resume(tmp_path / "run")
     assert result.stop_reason == "reached max_iterations=1"
     # The original run's index: every chunk of the documents, embedded by the bundled embedder.
@@ -172,7 +173,7 @@ def _scripted_pairs(engine, chunks, n, template, desc=""):
 
 GRPO = {"method": "grpo", "lora_r": 2, "lora_alpha": 4, "batch_size": 4, "learning_rate": 1e-3}
 DOCUMENTS = {"type": "documents", "name": "docs", "path": str(Path(__file__).parents[1] / "data" / "documents"),
-             "chunk_chars": 300, "overlap_chars": 50, "heldout_ratio": 0.3, "max_turns": 2}
+             "chunk_chars": 300, "overlap_chars": 50, "heldout_ratio": 0.3, "max_turns": 2, "questions": "model"}
 
 
 def test_grpo_with_the_search_tool_is_refused_at_start_on_a_template_without_tool_calls(tiny_llama, tmp_path,
@@ -180,7 +181,7 @@ def test_grpo_with_the_search_tool_is_refused_at_start_on_a_template_without_too
     def no_writing(*args, **kwargs):
         raise AssertionError("the refusal comes before any question is written")
 
-    monkeypatch.setattr("autodidact.tasks.documents.task.write_pairs", no_writing)
+    monkeypatch.setattr("autodidact.tasks.documents.pairs.write_pairs", no_writing)
     config = _sources_config(tiny_llama, tmp_path, [DOCUMENTS], training=GRPO)  # the test template is plain ChatML
     with pytest.raises(AutodidactError, match=r"renders tool calls .* or use training\.method sft or dpo"):
         autodidact.run(config)
@@ -203,7 +204,7 @@ def tiny_tool_model(tiny_llama, tmp_path):
 
 
 def test_grpo_hands_trl_the_documents_search_tool(tiny_tool_model, tmp_path, monkeypatch):
-    monkeypatch.setattr("autodidact.tasks.documents.task.write_pairs", _scripted_pairs)
+    monkeypatch.setattr("autodidact.tasks.documents.pairs.write_pairs", _scripted_pairs)
     calls = []
 
     def recording_train_grpo(model, tokenizer, prompts, reward, *args, **kwargs):

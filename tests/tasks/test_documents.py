@@ -98,18 +98,20 @@ def test_non_utf8_and_empty_files_are_skipped_and_counted(tmp_path: Path, caplog
     (tmp_path / "blank.md").write_text("  \n", encoding="utf-8")
     with caplog.at_level(logging.WARNING):
         assert load_documents(tmp_path) == [("good.md", "fine")]
-    assert "skipped 2 file(s)" in caplog.text
+    assert "skipped 1 file(s) not UTF-8 text: latin.txt" in caplog.text
+    assert "skipped 1 file(s) empty or only whitespace (no text): blank.md" in caplog.text
 
 
 def test_folder_with_no_readable_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
     (tmp_path / "report.pdf").write_bytes(b"%PDF")
-    with pytest.raises(AutodidactError, match=r"no readable \.md/\.txt file .*1 skipped"):
+    with pytest.raises(AutodidactError, match=r"no readable document .*\(2 skipped: 1 not UTF-8, 1 PDF\)"):
         load_documents(tmp_path)
     with pytest.raises(AutodidactError, match="does not exist"):
         load_documents(tmp_path / "missing")
-    with pytest.raises(AutodidactError, match="not a .md or .txt file"):
-        load_documents(tmp_path / "report.pdf")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG")
+    with pytest.raises(AutodidactError, match=r"not a \.md, \.markdown, \.txt, \.html or \.htm file"):
+        load_documents(tmp_path / "photo.png")
 
 
 def test_chunks_end_at_paragraphs_then_sentences_and_overlap_by_whole_words() -> None:
@@ -354,7 +356,10 @@ def test_an_engine_failure_mid_transcript_is_returned_as_a_failed_completion() -
 
 
 def _config(**overrides) -> DocumentsSourceConfig:
-    settings = dict(path=str(DATA), chunk_chars=300, overlap_chars=60, heldout_ratio=0.3, questions_per_chunk=2)
+    settings = dict(
+        path=str(DATA), chunk_chars=300, overlap_chars=60, heldout_ratio=0.3, questions_per_chunk=2, questions="model",
+        grading="model",
+    )
     return DocumentsSourceConfig(**{**settings, **overrides})
 
 

@@ -1,4 +1,5 @@
-"""`autodidact` command line: run, resume, eval, compare, screen, report, decay, review, export, chat, init."""
+"""`autodidact` command line: run, resume, eval, documents, report, review, export, chat, init; the study's
+compare, screen and decay live in cli_study.py."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from autodidact.apps.cli_study import STUDY_COMMANDS
 from autodidact.apps.log_setup import configure_logging
 from autodidact.apps.summary import alerts_table, control_notes, iteration_table, read_config, timing_table
-from autodidact.config import example_yaml, load_config
+from autodidact.config import example_yaml, load_config, to_yaml
 from autodidact.config.base import MAX_SEED
 from autodidact.errors import AutodidactError
 from autodidact.progress import set_quiet
@@ -143,70 +145,37 @@ def eval_(
     out.print(comparison_table(report))
 
 
-@app.command()
-def compare(
-    methods: Annotated[
-        list[str], typer.Option("--methods", help="Methods to run, comma-separated (default: every judge, SFT).")
-    ] = [],
-    dpo_best: Annotated[
-        int, typer.Option(min=0, max=100, help="Also run DPO for this many of the best SFT self-judges.")
-    ] = 2,
-    budget: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of training prompts per iteration and held-out prompts.")
-    ] = 1.0,
-    iterations: Annotated[int, typer.Option(min=1, max=1000, help="Training iterations of every run.")] = 3,
-    config: Annotated[Path, typer.Option(help="Base config of every run.")] = Path("configs/default.yaml"),
-    output_dir: Annotated[Path, typer.Option(help="Folder of the run directories and compare.json.")] = Path(
-        "runs/compare"
-    ),
-    results: Annotated[Path, typer.Option(help="Markdown file whose compare section is replaced.")] = Path(
-        "docs/RESULTS.md"
-    ),
-    set_: Annotated[list[str], typer.Option("--set", help="Override a field of every run.")] = [],
-) -> None:
-    """Run every judging method with the same seeds and budget; write the comparison table.
-
-    A method whose run directory already holds its run is resumed, not redone.
-    """
-    import shlex
-
-    from autodidact.apps.compare import compare as compare_methods
-
-    names = [name.strip() for item in methods for name in item.split(",") if name.strip()]
-    command = shlex.join(["autodidact", *sys.argv[1:]])
-    comparison = compare_methods(config, names, dpo_best, budget, iterations, output_dir, results, set_, command)
-    out.print(comparison.table, markup=False, highlight=False, soft_wrap=True)
-    out.print(f"Wrote the table into {results} and every number into {comparison.settings['json']}.")
+for _command in STUDY_COMMANDS:  # compare, screen, decay: apps/cli_study.py
+    app.command()(_command)
 
 
 @app.command()
-def screen(
-    config: Annotated[Path, typer.Option(help="Run config: model, tasks, seed, generation settings.")] = Path(
-        "configs/default.yaml"
-    ),
-    prompts: Annotated[int, typer.Option(min=1, max=100_000, help="Training prompts per task.")] = 32,
-    samples: Annotated[int, typer.Option(min=1, max=64, help="Samples of the base model per prompt.")] = 8,
-    signals: Annotated[
-        list[str], typer.Option("--signals", help="Signals to screen, comma-separated (default: every one).")
+def documents(
+    folder: Annotated[Path, typer.Argument(help="Folder of .md, .txt and .html documents (searched recursively).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder that holds the run directory.")] = Path("runs"),
+    name: Annotated[
+        Optional[str], typer.Option(help="Task name of the documents (default: the folder's name).")
+    ] = None,
+    iterations: Annotated[int, typer.Option(min=1, max=1000, help="Training iterations.")] = 3,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the questions, sampling and training.")] = 0,
+    set_: Annotated[
+        list[str], typer.Option("--set", help="Override a field: --set tasks.sources.0.chunk_chars=800")
     ] = [],
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder of the cached samples, scores and tables.")] = Path(
-        "runs/screen"
-    ),
-    set_: Annotated[list[str], typer.Option("--set", help="Override a field of the config.")] = [],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the run's config as YAML and stop.")] = False,
 ) -> None:
-    """Score one set of base-model samples with every label-free signal; AUC and top-1 precision vs the verifier.
+    """Teach the model a folder of your documents: it writes questions about them, answers by searching, learns."""
+    from autodidact.apps.documents_cmd import check_folder, documents_config
 
-    Samples and each signal's scores are cached in OUT, so a rerun redoes nothing.
-    """
-    from autodidact.apps.screen_signals import signal_names  # no torch: a misspelt name answers at once
+    config = documents_config(folder, name=name, output_dir=out_dir, iterations=iterations, seed=seed, overrides=set_)
+    found = check_folder(config)  # before the run directory is made: a bad folder is one line, nothing written
+    summary = f"{folder}: {len(found.documents)} document(s) read, {found.describe_skipped()}"
+    if dry_run:
+        out.print(f"# {summary}\n{to_yaml(config)}", markup=False, highlight=False, soft_wrap=True)
+        return
+    out.print(summary, markup=False, highlight=False)
+    from autodidact.loop import run as run_loop
 
-    names = signal_names([name.strip() for item in signals for name in item.split(",") if name.strip()])
-    from autodidact.apps.screen import screen as screen_signals
-
-    result = screen_signals(load_config(config, set_), prompts, samples, names, out_dir,
-                            note=lambda text: out.print(text, markup=False, highlight=False))  # fmt: skip
-    out.print(result.markdown, markup=False, highlight=False, soft_wrap=True)
-    out.print(f"Wrote {out_dir / 'screen.md'} and {out_dir / 'screen.json'}.", highlight=False)
+    _show_result(run_loop(config))
 
 
 @app.command()
@@ -224,14 +193,6 @@ def report(
 
     path = write_report(run_dir, output, examples)
     out.print(f"Wrote {path}")
-
-
-@app.command()
-def decay(run_dir: Annotated[Path, typer.Argument(help="The run directory.")]) -> None:
-    """Per task and iteration, by the verifier after the run: right / kept among the samples trained on, majority flips."""
-    from autodidact.apps.decay import decay_figures, decay_lines
-
-    out.print("\n".join(decay_lines(decay_figures(run_dir))), markup=False, highlight=False)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,64 @@ def timing_table(rows: Sequence[dict]) -> Table:
         seconds = row.get("seconds", {})
         total = sum(seconds.values()) if seconds else None
         table.add_row(str(row["iteration"]), *(_num(seconds.get(s), "{:.1f}") for s in STAGES), _num(total, "{:.1f}"))
+    return table
+
+
+# A documents task's two held-out sets: book -> (the prefix the evaluate stage stores its figures under, its name).
+# Open book: questions about held-out chunks, answered with search (split heldout); closed book: reworded
+# questions about trained facts, answered from memory (split heldout_paraphrase, stored as paraphrase_*).
+BOOKS = {"open": ("", "open-book reading"), "closed": ("paraphrase_", "closed-book recall")}
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """A pass rate over `n` graded answers with its 95% Wilson interval, as the evaluate stage stored them."""
+
+    rate: float
+    n: int
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{_pct(self.rate)} [{_pct(self.low)}, {_pct(self.high)}] n={self.n}"
+
+
+def book_accuracy(metrics: Mapping[str, float | None], book: str) -> Accuracy | None:
+    """A task's stored accuracy on one book's held-out set (None where not measured).
+
+    Args:
+        metrics: the task's metrics of one iteration (a row's `tasks[name]`).
+        book: "open" or "closed" (`BOOKS`).
+    """
+    prefix = BOOKS[book][0]
+    rate, low, high = (metrics.get(f"{prefix}{k}") for k in ("pass_rate", "pass_low", "pass_high"))
+    if rate is None or low is None or high is None:
+        return None
+    graded = (metrics.get(f"{prefix}n") or 0) - (metrics.get(f"{prefix}ungraded") or 0)  # the interval's n
+    return Accuracy(rate, int(graded), low, high)
+
+
+def documents_sources(config: Mapping) -> list[Mapping]:
+    """The documents sources of a saved config (a plain dict), in config order."""
+    tasks = config.get("tasks") if isinstance(config.get("tasks"), Mapping) else {}
+    sources = tasks.get("sources") if isinstance(tasks.get("sources"), list) else []
+    return [s for s in sources if isinstance(s, Mapping) and s.get("type") == "documents"]
+
+
+def documents_table(rows: Sequence[dict], task_names: Sequence[str]) -> Table:
+    """Open-book reading and closed-book recall % [95% CI] n=graded, per documents task and iteration."""
+    table = Table(
+        title="Documents: what the model learnt from them",
+        caption="open-book reading: questions about held-out chunks, answered with search; closed-book recall: "
+        "held-out rewordings of trained facts, answered from memory. Iteration 0 is the base model.",
+    )
+    table.add_column("iter", justify="right")
+    for name in task_names:
+        for book in BOOKS.values():
+            table.add_column(f"{name} {book[1]} %", justify="right")
+    for row in rows:
+        cells = [book_accuracy(row["tasks"].get(name, {}), book) for name in task_names for book in BOOKS]
+        table.add_row(str(row["iteration"]), *("-" if c is None else str(c) for c in cells))
     return table
 
 

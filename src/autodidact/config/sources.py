@@ -67,11 +67,36 @@ class SelfInstructSourceConfig(SourceBase):
 class DocumentsSourceConfig(SourceBase):
     type: Literal["documents"] = "documents"
     name: str = Field("documents", min_length=1, description="Task name (unique in the run); prefixes prompt ids.")
-    path: str = Field(..., description="A folder of .md / .txt files (or one file).")
+    path: str = Field(..., description="A folder of .md, .txt and .html files (or one such file).")
+    max_file_mb: float = Field(
+        20.0, gt=0.0, le=10**5, description="A document larger than this is skipped (counted and named in the log)."
+    )
     chunk_chars: int = Field(1200, ge=100, le=10**7, description="Chunk length in characters.")
     overlap_chars: int = Field(200, ge=0, le=10**7, description="Characters shared by consecutive chunks.")
     max_chunks: int | None = Field(None, ge=1, le=10**7, description="Use at most this many chunks (evenly spread).")
-    questions_per_chunk: int = Field(2, ge=1, le=100, description="Question/answer pairs the model writes per chunk.")
+    questions: Literal["answer_first", "model"] = Field(
+        "answer_first",
+        description="'answer_first': answers are spans of the chunk (numbers with units, dates, names) and the model "
+        "writes questions for them; 'model': the model writes question and answer both (the original workflow).",
+    )
+    questions_per_chunk: int = Field(
+        2, ge=1, le=100, description="Facts (answer_first) or question/answer pairs (model) taken per chunk."
+    )
+    wordings: int = Field(
+        3,
+        ge=2,
+        le=20,
+        description="answer_first: wordings the model writes per fact; of a training chunk's fact one wording is held "
+        "out and asked closed-book (the recall set, split heldout_paraphrase), the others train.",
+    )
+    max_facts: int | None = Field(
+        None, ge=1, le=10**7, description="answer_first: use at most this many facts (evenly spread over the chunks)."
+    )
+    grading: Literal["span", "model"] = Field(
+        "span",
+        description="'span': an answer passes when it states the reference span (normalised match, no model); "
+        "'model': the model is asked whether the answer states the reference's fact.",
+    )
     qa_prompt: str | None = Field(
         None, description="Prompt that asks for question/answer pairs; must contain {chunk} and {n} (default: built in)."
     )

@@ -15,8 +15,13 @@ below; the loop asks with `isinstance`, never by probing attributes:
 - `Paraphrases.build_paraphrased(...)`: a second held-out set (split
   "heldout_paraphrase") of problems neither split of `build` holds, worded in
   phrasings the training prompts never use, so a gain can be told apart from
-  learning the prompt templates. The built-in tasks have it; tasks from the
-  user's data (files, logs, self-written prompts, documents) do not.
+  learning the prompt templates. The built-in tasks have it, and documents
+  with answer-first questions (the closed-book recall set); tasks from the
+  user's other data (files, logs, self-written prompts) do not.
+- `ShapesTraining.training_examples(example, prompt)`: the SFT examples one
+  selected sample becomes (the document task: its search transcript with the
+  results kept out of the loss, and the answer asked closed-book in every
+  training wording of the fact).
 - `OffersSearch`: a `search` tool over the task's documents for online
   training (GRPO).
 
@@ -30,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from autodidact.records import Prompt
+from autodidact.records import Prompt, SFTExample
 
 if TYPE_CHECKING:
     from autodidact.engines import Completion, Engine, SamplingParams
@@ -106,3 +111,10 @@ class OffersSearch(Protocol):
     def search_tool(self) -> Any: ...
 
     def tool_prompt(self, prompt: Prompt) -> Prompt: ...
+
+
+@runtime_checkable
+class ShapesTraining(Protocol):
+    """Turns one selected sample into the SFT examples trained on (at training time; the store keeps the sample)."""
+
+    def training_examples(self, example: SFTExample, prompt: Prompt) -> list[SFTExample]: ...

@@ -50,10 +50,13 @@ def train_sft(
     """
     from trl import SFTConfig, SFTTrainer
 
-    rows = [
-        {"prompt": list(ex.messages), "completion": [{"role": "assistant", "content": ex.completion}]}
-        for ex in examples
-    ]
+    if any(ex.untrained for ex in examples):
+        rows = masked_rows(tokenizer, examples)
+    else:
+        rows = [
+            {"prompt": list(ex.messages), "completion": [{"role": "assistant", "content": ex.completion}]}
+            for ex in examples
+        ]
     trainer_class = model_loss_on_cpu(SFTTrainer)
     if labelled_head:
         trainer_class = labelled_head_on_cpu(trainer_class)
@@ -68,6 +71,33 @@ def train_sft(
         tokens=lambda trainer: int(sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * config.epochs),
     )
     return train_with(method, model, tokenizer, rows, config, seed, report)
+
+
+def masked_rows(tokenizer, examples: Sequence[SFTExample]) -> list[dict[str, list[int]]]:
+    """Tokenized rows whose loss skips each example's `untrained` spans, in TRL's processed form.
+
+    Why by hand: TRL's prompt-completion form trains on the whole completion, and its `assistant_only_loss`
+    needs `{% generation %}` markers that SmolLM2's chat template lacks. A row is what TRL's own
+    conversational tokenization makes (the chat template rendered, then tokenized without added special
+    tokens), with `completion_mask` 1 on the completion and the template's closing tokens, except on tokens
+    that overlap an untrained span; TRL turns the mask into labels (-100 elsewhere).
+    """
+    rows = []
+    for ex in examples:
+        messages = list(ex.messages)
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        full = tokenizer.apply_chat_template(
+            messages + [{"role": "assistant", "content": ex.completion}], tokenize=False
+        )
+        start = full.index(ex.completion, len(prompt)) if ex.completion else len(prompt)
+        skipped = [(start + a, start + b) for a, b in ex.untrained]
+        encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+        mask = [
+            int(begin >= len(prompt) and not any(a < end and begin < b for a, b in skipped))
+            for begin, end in encoded["offset_mapping"]
+        ]
+        rows.append({"input_ids": list(encoded["input_ids"]), "completion_mask": mask})
+    return rows
 
 
 def _collator(tokenizer, padding_free: bool):

@@ -2,8 +2,9 @@
 
 The page holds the run's header, every monitor alert, eight plots (held-out
 metric, judge score vs held-out metric, bias, diversity, returns, reliability,
-stage timings, samples kept), the per-iteration metrics table and the best and
-worst judged samples of some training prompts. Plots are inline PNG `data:`
+stage timings, samples kept), the per-iteration metrics table, for a run with
+documents sources both document accuracies and example answers before and after
+(`documents.py`), and the best and worst judged samples of some training prompts. Plots are inline PNG `data:`
 URIs and the styles are inline, so the file can be mailed or archived alone.
 """
 

@@ -1,4 +1,4 @@
-"""Assemble the report page from the store: header, alerts, plots, metrics table, example tables.
+"""Assemble the report page from the store: header, alerts, plots, metrics table, documents, example tables.
 
 All text reaches the page through a Jinja2 environment with autoescaping on,
 so generated samples, rationales, prompts, alert messages and config values
@@ -19,6 +19,7 @@ from typing import Any
 import jinja2
 
 from autodidact.apps.report import plots
+from autodidact.apps.report.documents import documents_section
 from autodidact.apps.summary import control_notes, read_config
 from autodidact.records import Judgment
 from autodidact.stopping import best_phrase
@@ -192,4 +193,5 @@ def render(run_dir: Path, store: RunStore, rows: Sequence[Mapping], examples_per
         columns=metric_columns(rows),
         unit=unit,
         example_sets=[s for s in example_sets if s["items"]],
+        documents=documents_section(store, config, rows),
     )

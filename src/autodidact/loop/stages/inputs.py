@@ -17,7 +17,7 @@ from autodidact.engines import Engine
 from autodidact.records import PARAPHRASE_SPLIT, Prompt, Sample, SFTExample
 from autodidact.store import RunStore
 from autodidact.tasks import Task
-from autodidact.tasks.base import Grown, GrowsPrompts
+from autodidact.tasks.base import Grown, GrowsPrompts, ShapesTraining
 
 
 def draw_prompts(store: RunStore, config: RunConfig, iteration: int, written: Sequence[Prompt] = ()) -> list[Prompt]:
@@ -60,16 +60,31 @@ def train_samples(store: RunStore, iteration: int) -> tuple[dict[str, Prompt], l
     return prompts, [s for s in store.samples(iteration) if s.prompt_id in prompts]
 
 
-def training_examples(store: RunStore, config: RunConfig, iteration: int) -> list[SFTExample]:
+def training_examples(
+    store: RunStore, config: RunConfig, iteration: int, tasks: Mapping[str, Task] | None = None
+) -> list[SFTExample]:
     """The SFT examples an iteration trains on: its selection, then with `selection.replay_base` iteration 1's.
 
     Iteration 1's examples are the base model's own samples, kept by the judge before any training moved it.
     Both come from the store, so a resumed run trains on the same set. An example of iteration 1 whose
-    prompt and text this iteration selected again is trained on once.
+    prompt and text this iteration selected again is trained on once. A task that shapes its training
+    (`ShapesTraining`, given in `tasks`) turns each of its examples into its own; equal examples are kept once.
     """
     examples = store.selection(iteration)
-    if not config.selection.replay_base or iteration <= 1:
+    if config.selection.replay_base and iteration > 1:
+        seen = {(e.prompt_id, e.completion) for e in examples}
+        examples = examples + [e for e in store.selection(1) if (e.prompt_id, e.completion) not in seen]
+    shaping = {name: task for name, task in (tasks or {}).items() if isinstance(task, ShapesTraining)}
+    if not shaping:
         return examples
-    seen = {(e.prompt_id, e.completion) for e in examples}
-    replayed = [e for e in store.selection(1) if (e.prompt_id, e.completion) not in seen]
-    return examples + replayed
+    shaped: list[SFTExample] = []
+    seen_texts: set[tuple[str, str]] = set()
+    for example in examples:
+        prompt = store.prompt(example.prompt_id)
+        task = shaping.get(prompt.task)
+        for made in task.training_examples(example, prompt) if task is not None else [example]:
+            key = (repr(made.messages), made.completion)
+            if key not in seen_texts:
+                seen_texts.add(key)
+                shaped.append(made)
+    return shaped

@@ -86,11 +86,17 @@ class Train:
         t = ctx.config.training.model_copy(update={"learning_rate": learning_rate(ctx.config, ctx.store, iteration)})
         slept = sleep_engine(ctx)
         # DPO's pairs, or the SFT examples (the selection, and iteration 1's with selection.replay_base)
-        data = ctx.store.pairs(iteration) if t.method == "dpo" else training_examples(ctx.store, ctx.config, iteration)
+        data = (
+            ctx.store.pairs(iteration)
+            if t.method == "dpo"
+            else training_examples(ctx.store, ctx.config, iteration, ctx.tasks)
+        )
         # The trainer's own logs (loss, learning rate) go to the tracker too.
         with ctx.tracker.training(iteration) as report:
             if t.num_processes > 1:  # data parallel through `accelerate launch`; the weights come back into the policy
-                result = train_multiprocess(ctx.config, ctx.policy, ctx.tokenizer, data, t, seed, ctx.run_dir, report=report)
+                result = train_multiprocess(
+                    ctx.config, ctx.policy, ctx.tokenizer, data, t, seed, ctx.run_dir, report=report
+                )
             elif t.method == "dpo":
                 result = self.dpo(ctx.policy, ctx.tokenizer, data, t, seed=seed, report=report)
             else:

@@ -7,16 +7,17 @@ from autodidact.tasks.documents.chunks import (
     chunk_documents,
     chunk_spans,
     chunk_text,
-    load_documents,
     split_chunks,
     spread,
 )
 from autodidact.tasks.documents.qa import QAPair, answer_supported, filter_pairs, parse_qa, write_pairs
+from autodidact.tasks.documents.reading import DocumentsRead, load_documents, read_documents
 from autodidact.tasks.documents.search import SearchIndex, SearchStats, answer_with_search, final_answer
 from autodidact.tasks.documents.task import DocumentsTask
 
 __all__ = [
     "Chunk",
+    "DocumentsRead",
     "DocumentsTask",
     "QAPair",
     "SearchIndex",
@@ -30,6 +31,7 @@ __all__ = [
     "final_answer",
     "load_documents",
     "parse_qa",
+    "read_documents",
     "split_chunks",
     "spread",
     "write_pairs",

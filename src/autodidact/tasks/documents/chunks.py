@@ -1,4 +1,4 @@
-"""Reading a document folder and cutting it into overlapping chunks.
+"""Cutting documents into overlapping chunks (reading them is `reading.py`).
 
 A chunk is the unit everything else works on: the model writes questions
 about one chunk, the held-out split is drawn over chunks, and the search
@@ -7,17 +7,25 @@ tool returns chunks.
 
 from __future__ import annotations
 
-import logging
 import random
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from autodidact.errors import AutodidactError
+from autodidact.tasks.documents.reading import load_documents, scan_documents
 
-log = logging.getLogger(__name__)
+__all__ = [  # load_documents and scan_documents moved to reading.py; re-exported for the callers of this module
+    "Chunk",
+    "MIN_TRAIN_CHARS",
+    "chunk_documents",
+    "chunk_spans",
+    "chunk_text",
+    "load_documents",
+    "scan_documents",
+    "split_chunks",
+    "spread",
+]
 
-SUFFIXES = (".md", ".txt")
 MIN_TRAIN_CHARS = 100  # a training chunk trimmed below this writes no questions: too little to ask about
 
 # Where a chunk may end, best first: a paragraph break, a sentence end, any space.
@@ -36,70 +44,6 @@ class Chunk:
     index: int = 0
     start: int = 0  # offsets of `text` in the document: text == document[start:end]
     end: int = 0
-
-
-def scan_documents(path: str | Path) -> tuple[list[tuple[str, str]], list[str]]:
-    """The readable documents under `path` and the names of the files skipped.
-
-    Args:
-        path: a folder (searched recursively) or a single .md/.txt file.
-
-    Returns:
-        (file name, text) pairs sorted by name, and the .md/.txt files that were
-        skipped because they are not UTF-8 or hold only whitespace.
-
-    Raises:
-        AutodidactError: the path does not exist or is a file of another type.
-    """
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise AutodidactError(
-            f"documents: '{root}' does not exist; set the source's path to a folder of .md/.txt files."
-        )
-    if root.is_file():
-        if root.suffix.lower() not in SUFFIXES:
-            raise AutodidactError(
-                f"documents: '{root}' is not a .md or .txt file; give such a file or a folder of them."
-            )
-        files = [(root.name, root)]
-    else:
-        found = (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-        files = sorted((p.relative_to(root).as_posix(), p) for p in found)
-    documents, skipped = [], []
-    for name, file in files:
-        try:
-            text = file.read_text(encoding="utf-8-sig")  # -sig: a BOM is not part of the text
-        except (UnicodeDecodeError, OSError):
-            skipped.append(name)
-            continue
-        if not text.strip():
-            skipped.append(name)
-            continue
-        documents.append((name, text))
-    return documents, skipped
-
-
-def load_documents(path: str | Path) -> list[tuple[str, str]]:
-    """(file name, text) for every readable .md/.txt file under `path`, sorted by name.
-
-    Files that are not UTF-8 or are empty are skipped with a warning that counts them.
-
-    Raises:
-        AutodidactError: the path does not exist, or no file under it is readable.
-    """
-    documents, skipped = scan_documents(path)
-    if skipped:
-        log.warning(
-            "documents: skipped %d file(s) that are not UTF-8 text or are empty: %s",
-            len(skipped),
-            ", ".join(skipped[:5]),
-        )
-    if not documents:
-        note = f" ({len(skipped)} skipped: not UTF-8 or empty)" if skipped else ""
-        raise AutodidactError(
-            f"documents: no readable .md/.txt file in '{path}'{note}; add UTF-8 text files or fix the source's path."
-        )
-    return documents
 
 
 def _cut_point(text: str, start: int, limit: int) -> int:

@@ -9,55 +9,33 @@ reference answers. Nothing is labelled by a person.
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from autodidact.config import DocumentsSourceConfig
 from autodidact.embeddings import Embedder
-from autodidact.engines import Completion, Engine, EngineError, SamplingParams, request_error
+from autodidact.engines import Completion, Engine, SamplingParams
 from autodidact.errors import AutodidactError
-from autodidact.quoting import BEGIN, END, fence
-from autodidact.records import Prompt, Split
+from autodidact.records import Prompt, SFTExample
+from autodidact.tasks.documents.answer_first import fact_prompts
+from autodidact.tasks.documents.asking import (
+    TOOL_INSTRUCTION,
+    answer_by_book,
+    shaped_examples,
+)
 from autodidact.tasks.documents.chunks import Chunk, chunk_documents, load_documents, split_chunks, spread
-from autodidact.tasks.documents.qa import DEFAULT_QA_PROMPT, QAPair, filter_pairs, write_pairs
+from autodidact.tasks.documents.facts import states_span
+from autodidact.tasks.documents.grading import model_verdicts
+from autodidact.tasks.documents.pairs import pair_prompts
+from autodidact.tasks.documents.qa import DEFAULT_QA_PROMPT
 from autodidact.tasks.documents.search import (
     SearchIndex,
     SearchStats,
-    answer_with_search,
     final_answer,
     format_results,
 )
 
 log = logging.getLogger(__name__)
-
-_LOOKUP_INSTRUCTION = (
-    "Answer the question about the document. To look something up, {how} and the "
-    "matching passages of the document will follow. Then give a short answer.\n\nQuestion: {{question}}"
-)
-SEARCH_INSTRUCTION = _LOOKUP_INSTRUCTION.format(how="write <search>your query</search>")
-# GRPO: TRL runs the model's calls of the `search` function itself (the chat template's tool calls), not <search> tags.
-TOOL_INSTRUCTION = _LOOKUP_INSTRUCTION.format(how="call the search tool with a query")
-MEMORY_INSTRUCTION = "Answer the question from what you know, in one short sentence.\n\nQuestion: {question}"
-
-# The proposed answer is fenced (as in the judges' prompts) so it cannot write its own verdict.
-VERIFY_PROMPT = """Question: {question}
-Reference answer: {reference}
-Proposed answer:
-{begin}
-{proposed}
-{end}
-
-Does the proposed answer state the same fact as the reference? Answer yes or no."""
-VERIFY_PREFIX = "Answer:"
-VERIFY_CHOICES = (" yes", " no")
-MIN_VERDICT_MASS = 1e-4  # below this P(yes) + P(no) the model did not answer the question asked: no verdict
-
-
-def normalise(text: str) -> str:
-    """Lowercase words and numbers only, for the exact-match shortcut."""
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 class DocumentsTask:
@@ -109,6 +87,8 @@ class DocumentsTask:
         self.train_chunks: list[Chunk] = []
         self.stats: dict[str, int] = {}
         self.search_stats = SearchStats()
+        self._recall: list[Prompt] = []  # answer-first: the closed-book recall set `build` made
+        self.train_wordings: dict[str, list[str]] = {}  # fact id -> its training questions
         if config.search:  # the task is `Responds` and `OffersSearch` (tasks.base) only with the tool on
             self.respond = self._respond
             self.search_tool = self._search_tool
@@ -118,47 +98,79 @@ class DocumentsTask:
     # --- prompts -------------------------------------------------------------
 
     def build(self, train_size: int, heldout_size: int, seed: int) -> tuple[list[Prompt], list[Prompt]]:
-        """Chunk the documents, split the chunks, and turn the model's question/answer pairs into prompts.
+        """Chunk the documents, split the chunks, and turn them into training and held-out questions.
 
         The split is over chunks: held-out questions come only from held-out
         chunks, and training questions are written from training chunks with
         the overlap text they share with a held-out chunk cut off, so no
-        held-out answer is in a training question's chunk.
+        held-out answer is in a training question's chunk. With answer-first
+        questions the closed-book recall set is made too (`build_paraphrased`).
 
         Raises:
-            AutodidactError: no readable document, or no training question survived the filters.
+            AutodidactError: no readable document, no fact found (answer-first), or no training question
+                survived the filters.
         """
-        cfg = self.config
         documents, chunks, used, cleared = self._chunk(seed)
-        heldout_chunks, train_chunks = self.heldout_chunks, self.train_chunks
-        written = heldout_chunks + train_chunks  # held-out first: of two duplicate questions, the held-out one stays
-        desc = f"{self.name}: writing questions"
-        pairs, failed = write_pairs(self.engine, written, cfg.questions_per_chunk, self.template, desc)
-        kept, dropped = filter_pairs(pairs, {c.id: c.text for c in written}, self.embedder)
-        heldout_ids = {c.id for c in heldout_chunks}
         by_id = {c.id: c for c in chunks}
-        heldout_pairs = _round_robin([p for p in kept if p.chunk_id in heldout_ids])[:heldout_size]
-        train_pairs = _round_robin([p for p in kept if p.chunk_id not in heldout_ids])[:train_size]
-        train = [self._prompt("train", i, p, by_id[p.chunk_id].source) for i, p in enumerate(train_pairs)]
-        heldout = [self._prompt("heldout", i, p, by_id[p.chunk_id].source) for i, p in enumerate(heldout_pairs)]
-        self.stats = {
+        counts = {
             "documents": len(documents), "chunks": len(chunks),
-            "chunks_used": len(used), "train_chunks": len(train_chunks), "heldout_chunks": len(heldout_chunks),
-            "trimmed_chunks": sum(c.text != by_id[c.id].text for c in train_chunks), "cleared_chunks": cleared,
-            "failed_requests": failed, "pairs_written": len(pairs),
-            "pairs_kept": len(kept), **{f"dropped_{rule}": count for rule, count in dropped.items()},
-            "train_prompts": len(train), "heldout_prompts": len(heldout),
+            "chunks_used": len(used), "train_chunks": len(self.train_chunks),
+            "heldout_chunks": len(self.heldout_chunks),
+            "trimmed_chunks": sum(c.text != by_id[c.id].text for c in self.train_chunks), "cleared_chunks": cleared,
         }  # fmt: skip
+        if self.config.questions == "answer_first":
+            train, heldout, made = self._build_facts(by_id, train_size, heldout_size, seed)
+        else:
+            chunks_of = (self.heldout_chunks, self.train_chunks)
+            sizes = (train_size, heldout_size)
+            train, heldout, made = pair_prompts(
+                self.name, self.config, self.engine, self.embedder, self.template, *chunks_of, by_id, sizes
+            )
+        self.stats = counts | made
         log.info("documents '%s': %s", self.name, ", ".join(f"{k} {v}" for k, v in self.stats.items()))
         if not train:
             raise AutodidactError(
-                f"documents '{self.name}': no usable training question from {len(train_chunks)} chunks "
-                f"({len(pairs)} written, dropped: {dict(dropped)}); use a stronger model, a clearer qa_prompt "
-                "or more chunks (max_chunks)."
+                f"documents '{self.name}': no usable training question from {len(self.train_chunks)} chunks "
+                f"({', '.join(f'{k} {v}' for k, v in made.items() if v)}); use a stronger model, more chunks "
+                "(max_chunks) or other documents."
             )
         if heldout_size and not heldout:
             log.warning("documents '%s': no held-out question survived; raise heldout_ratio or max_chunks.", self.name)
+        self._learn_wordings(train)
         return train, heldout
+
+    def _build_facts(
+        self, by_id: dict[str, Chunk], train_size: int, heldout_size: int, seed: int
+    ) -> tuple[list[Prompt], list[Prompt], dict[str, int]]:
+        """Answer-first: spans of the chunks as answers, the model's wordings as questions (`answer_first`)."""
+        sources = {c.id: c.source for c in by_id.values()}
+        made = fact_prompts(
+            self.name, self.config, self.engine, self.embedder, self.heldout_chunks, self.train_chunks, sources,
+            (train_size, heldout_size), seed,
+        )  # fmt: skip
+        if not made.stats["facts_found"]:
+            raise AutodidactError(
+                f"documents '{self.name}': no fact found in {len(by_id)} chunks (answer-first questions need "
+                "numbers with their units, dates or names in running text); set the source's questions to 'model', "
+                "or give documents with such facts."
+            )
+        self._recall = made.recall
+        return made.train, made.heldout, made.stats
+
+    def build_paraphrased(self, train_size: int, heldout_size: int, size: int, seed: int) -> list[Prompt]:
+        """The closed-book recall set made by `build` (split heldout_paraphrase), at most `size` (a hook).
+
+        Answer-first only: one model-written wording of each training chunk's fact, never trained on, asked
+        without search. The original workflow (`questions: model`) has none.
+        """
+        return self._recall[:size]
+
+    def _learn_wordings(self, prompts: Sequence[Prompt]) -> None:
+        """Remember each fact's training questions: a verified answer is trained closed-book in all of them."""
+        self.train_wordings = {}
+        for p in prompts:
+            if p.split == "train" and "fact" in p.meta:
+                self.train_wordings.setdefault(p.meta["fact"], []).append(p.meta["question"])
 
     def _chunk(self, seed: int) -> tuple[list[tuple[str, str]], list[Chunk], list[Chunk], int]:
         """Read and chunk the documents, index every chunk for search, and split the used ones (deterministic).
@@ -168,7 +180,7 @@ class DocumentsTask:
             left in `heldout_chunks` and `train_chunks`, the index in `index`.
         """
         cfg = self.config
-        documents = load_documents(cfg.path)
+        documents = load_documents(cfg.path, max_file_mb=cfg.max_file_mb)
         chunks = chunk_documents(documents, cfg.chunk_chars, cfg.overlap_chars)
         self.index = SearchIndex(chunks, self.embedder) if cfg.search and self.embedder is not None else None
         used = spread(chunks, cfg.max_chunks)
@@ -198,18 +210,8 @@ class DocumentsTask:
                     f"wrote its questions (prompt '{p.id}' was written from chunk '{p.meta.get('chunk_id')}'), so "
                     "its search index cannot be rebuilt; put the documents back as they were, or start a new run."
                 )
+        self._learn_wordings(prompts)
         log.info("documents '%s': search index rebuilt from %d chunks for a resumed run", self.name, len(chunks))
-
-    def _prompt(self, split: Split, i: int, pair: QAPair, source: str) -> Prompt:
-        instruction = SEARCH_INSTRUCTION if self.config.search else MEMORY_INSTRUCTION
-        return Prompt(
-            id=f"{self.name}-{split}-{i:04d}",
-            task=self.name,
-            split=split,
-            messages=[{"role": "user", "content": instruction.format(question=pair.question)}],
-            reference=pair.answer,
-            meta={"chunk_id": pair.chunk_id, "source": source, "question": pair.question},
-        )
 
     # --- answering -----------------------------------------------------------
 
@@ -226,10 +228,10 @@ class DocumentsTask:
         if self.index is None:
             raise AutodidactError(f"documents '{self.name}': build() (or restore()) must run before answering.")
         cfg = self.config
-        opening = [p.meta.get("question", p.text) for p in prompts] if self.search_first else None
-        return answer_with_search(
-            engine, prompts, params, self.index, cfg.search_top_k, cfg.max_turns, desc, self.search_stats, opening
-        )
+        return answer_by_book(
+            engine, prompts, params, desc, self.index, (cfg.search_top_k, cfg.max_turns), self.search_stats,
+            self.search_first,
+        )  # fmt: skip
 
     def _search_tool(self) -> Callable[[str], str]:
         """The search index as a typed function with a docstring, for TRL's GRPOTrainer to call (`search_tool` hook).
@@ -258,65 +260,21 @@ class DocumentsTask:
         question = prompt.meta.get("question", prompt.text)
         return replace(prompt, messages=[{"role": "user", "content": TOOL_INSTRUCTION.format(question=question)}])
 
-    # --- grading -------------------------------------------------------------
+    # --- grading and training ----------------------------------------------
 
     def verify(self, prompt: Prompt, response: str) -> float | None:
         """1.0 if the response's final answer states the reference's fact, 0.0 if not, None if ungradable."""
         return self.verify_batch([prompt], [response])[0]
 
     def verify_batch(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> list[float | None]:
-        """Grade many answers with one batched yes/no scoring pass.
+        """Grade answers: by span match (`grading: span`, no model) or by the model's yes/no (`grading: model`)."""
+        if self.config.grading == "span":
+            return [
+                None if p.reference is None else float(states_span(final_answer(r), str(p.reference)))
+                for p, r in zip(prompts, responses, strict=True)
+            ]
+        return model_verdicts(self.verifier_engine, prompts, responses, self.name)
 
-        An answer equal to the reference once normalised passes without the
-        model; an empty answer fails. Otherwise the model is asked whether the
-        answer states the reference's fact: P(" yes") over P(" yes") + P(" no")
-        at least 0.5 passes. None when the engine failed or put almost no
-        probability on either word.
-        """
-        verdicts: list[float | None] = [None] * len(prompts)
-        ask: list[int] = []
-        for i, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
-            answer = final_answer(response)
-            if prompt.reference is None:
-                continue
-            if normalise(answer) == normalise(str(prompt.reference)):
-                verdicts[i] = 1.0
-            elif not normalise(answer):
-                verdicts[i] = 0.0
-            else:
-                ask.append(i)
-        if not ask:
-            return verdicts
-        engine = self.verifier_engine
-        texts = [
-            engine.render([{"role": "user", "content": self._verify_request(prompts[i], responses[i])}]) + VERIFY_PREFIX
-            for i in ask
-        ]
-        try:
-            table = engine.continuation_logprobs(texts, list(VERIFY_CHOICES), desc=f"{self.name}: verifying")
-        except (EngineError, ValueError) as exc:  # ValueError: the tokenizer cannot split the choices after the prompt
-            log.warning("documents '%s': the verifier failed: %s", self.name, exc)
-            return verdicts
-        for i, row in zip(ask, table, strict=True):
-            yes, no = (math.exp(x) for x in row)
-            if request_error(row) is None and yes + no >= MIN_VERDICT_MASS:
-                verdicts[i] = 1.0 if yes / (yes + no) >= 0.5 else 0.0
-        return verdicts
-
-    @staticmethod
-    def _verify_request(prompt: Prompt, response: str) -> str:
-        question = prompt.meta.get("question", prompt.text)
-        proposed = fence(final_answer(response))
-        return VERIFY_PROMPT.format(
-            question=question, reference=prompt.reference, proposed=proposed, begin=BEGIN, end=END
-        )
-
-
-def _round_robin(pairs: list[QAPair]) -> list[QAPair]:
-    """Pairs reordered as first pair of every chunk, then second of every chunk, ...: a cap keeps chunks diverse."""
-    rank: dict[str, int] = {}
-    keyed = []
-    for position, pair in enumerate(pairs):
-        rank[pair.chunk_id] = rank.get(pair.chunk_id, -1) + 1
-        keyed.append((rank[pair.chunk_id], position, pair))
-    return [pair for *_, pair in sorted(keyed)]
+    def training_examples(self, example: SFTExample, prompt: Prompt) -> list[SFTExample]:
+        """A verified answer as training: its transcript, results masked, and closed-book (`ShapesTraining` hook)."""
+        return shaped_examples(example, prompt, self.train_wordings, self.search_first)

@@ -1,0 +1,191 @@
+"""Answer-first questions: the model rewords a fact's rule-written question, and bad wordings are filtered out.
+
+A fact (`facts.Fact`) is an answer span of the document with a question
+written by rule around it (the "cloze": the sentence with the span replaced
+by a wh-phrase). A 135M model asked to write a question *and* its answer
+mostly writes further questions (examples/apollo13/README.md: 4 usable pairs
+of 78); asked to reword a question, it mostly answers it. So the reply is
+started for it with the cloze's wh-phrase ("How many pounds"), and it only
+has to finish the question. What it writes is kept when it passes every
+filter, each counted:
+
+- `unfinished`: no "?" on the first line, or under `MIN_WORDS` words;
+- `answered`: it states the span, or a number the cloze does not hold;
+- `off_topic`: under `MIN_SHARED` of its content words appear in the fact's
+  sentence (an invented detail), or it shares under two with it;
+- `drifted`: MiniLM cosine to the cloze under `MIN_SIMILARITY` (a different question);
+- `repeat`: at least `REPEAT_SIMILARITY` to the cloze or a wording kept
+  before it (the same words again: nothing new to generalise over).
+
+The answer of every wording is the span, taken from the document, so no
+model writes or judges a reference.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from autodidact.embeddings import Embedder, near_duplicates
+from autodidact.engines import Engine, SamplingParams, request_error
+from autodidact.tasks.documents.facts import Fact
+from autodidact.tasks.documents.qa import content_words
+
+REWRITE_PROMPT = (
+    'Rewrite this question in other words, starting with "{lead}". Keep its meaning; do not answer it.\n\n'
+    "Question: {cloze}"
+)
+MAX_NEW_TOKENS = 40
+MIN_WORDS = 4
+MIN_SHARED = 0.75
+MIN_SIMILARITY = 0.6
+REPEAT_SIMILARITY = 0.95
+DUPLICATE_FACT_SIMILARITY = 0.9  # two facts whose clozes are this alike ask the same thing: the later is dropped
+FILTERS = ("unfinished", "answered", "off_topic", "drifted", "repeat")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+@dataclass(frozen=True)
+class Wordings:
+    """A fact and the questions that ask for it: the cloze first, then the model's kept rewordings."""
+
+    fact: Fact
+    questions: tuple[str, ...]
+
+    @property
+    def by_model(self) -> tuple[str, ...]:
+        return self.questions[1:]
+
+
+def lead(fact: Fact) -> str:
+    """The cloze's wh-phrase, capitalised ("How many pounds"): the words the span was replaced by.
+
+    The cloze keeps the sentence around the span verbatim, so the phrase is
+    what is left of it once the sentence's text before and after the span is
+    taken off (case-insensitively at the start: a span that opened the
+    sentence leaves a capitalised wh-phrase).
+    """
+    sentence, cloze = fact.sentence.rstrip(" .!"), fact.cloze.rstrip(" ?")
+    at = sentence.find(fact.span)
+    before, after = sentence[:at], sentence[at + len(fact.span) :]
+    start = len(before) if cloze.lower().startswith(before.lower()) else 0
+    end = len(cloze) - len(after) if after and cloze.endswith(after) else len(cloze)
+    phrase = cloze[start:end].strip(" ,") if end > start else ""
+    words = phrase.split()[:4] or cloze.split()[:2]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+def rewrite_request(fact: Fact) -> str:
+    """The user message asking the model to reword `fact`'s cloze."""
+    return REWRITE_PROMPT.format(lead=lead(fact), cloze=fact.cloze)
+
+
+def _first_question(lead_text: str, generated: str) -> str | None:
+    """The lead plus the generated text up to the first "?" on its first line; None without one."""
+    line = (lead_text + " " + generated.lstrip()).split("\n", 1)[0]
+    end = line.find("?")
+    return " ".join(line[: end + 1].split()) if end >= 0 else None
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower().replace(",", "")))
+
+
+def check_wording(fact: Fact, question: str | None) -> str | None:
+    """The lexical filter `question` fails (a name from FILTERS), or None if it passes them."""
+    if question is None or len(question.split()) < MIN_WORDS:
+        return "unfinished"
+    if _norm(fact.span) in _norm(question) or set(_NUMBER.findall(question)) - set(_NUMBER.findall(fact.cloze)):
+        return "answered"
+    words, source = content_words(question), content_words(fact.sentence + " " + fact.cloze)
+    shared = len(words & source)
+    if shared < 2 or shared < MIN_SHARED * len(words):
+        return "off_topic"
+    return None
+
+
+def write_wordings(
+    engine: Engine,
+    facts: Sequence[Fact],
+    samples: int,
+    embedder: Embedder | None,
+    seed: int,
+    desc: str = "writing questions",
+) -> tuple[list[Wordings], Counter[str], int]:
+    """Each fact with its cloze and up to `samples` model rewordings that pass the filters.
+
+    Facts whose clozes nearly repeat an earlier fact's (MiniLM cosine at least
+    `DUPLICATE_FACT_SIMILARITY`; exact repeats without an embedder) are
+    dropped first: the same question with two answers cannot be graded.
+
+    Returns:
+        The kept facts' wordings (in fact order), the count of rewordings each
+        filter dropped (plus "duplicate_fact"), and how many requests failed.
+    """
+    clozes = [f.cloze for f in facts]
+    if embedder is not None:
+        repeated = set(near_duplicates(clozes, DUPLICATE_FACT_SIMILARITY, embedder))
+    else:
+        seen: set[str] = set()
+        repeated = {i for i, c in enumerate(clozes) if _norm(c) in seen or seen.add(_norm(c))}
+    facts = [f for i, f in enumerate(facts) if i not in repeated]
+    dropped: Counter[str] = Counter({name: 0 for name in FILTERS})
+    dropped["duplicate_fact"] = len(repeated)
+    leads = [lead(f) for f in facts]
+    prompts = [
+        engine.render([{"role": "user", "content": rewrite_request(f)}]) + text
+        for f, text in zip(facts, leads, strict=True)
+    ]
+    params = SamplingParams(n=samples, temperature=0.8, top_p=0.95, max_new_tokens=MAX_NEW_TOKENS, seed=seed)
+    outputs = engine.generate(prompts, params, desc=desc) if prompts else []
+    candidates: list[list[str]] = []
+    failed = 0
+    for fact, text, completions in zip(facts, leads, outputs, strict=True):
+        if request_error(completions):
+            failed += 1
+            candidates.append([])
+            continue
+        passed = []
+        for completion in completions:
+            question = _first_question(text, completion.text)
+            reason = check_wording(fact, question)
+            if reason:
+                dropped[reason] += 1
+            else:
+                passed.append(question)
+        candidates.append(passed)
+    return _by_meaning(facts, candidates, embedder, dropped), dropped, failed
+
+
+def _by_meaning(
+    facts: Sequence[Fact], candidates: Sequence[list[str]], embedder: Embedder | None, dropped: Counter[str]
+) -> list[Wordings]:
+    """Keep the rewordings close enough to their cloze in meaning and different enough from each other."""
+    out = []
+    for fact, passed in zip(facts, candidates, strict=True):
+        kept: list[str] = []
+        if passed and embedder is not None:
+            vectors = embedder.encode([fact.cloze, *passed])  # (1 + n, d), unit rows
+            similarity = vectors[1:] @ vectors[0]  # (n,) cosine of each rewording to the cloze
+            kept_vectors = [vectors[0]]
+            for question, vector, to_cloze in zip(passed, vectors[1:], similarity, strict=True):
+                if to_cloze < MIN_SIMILARITY:
+                    dropped["drifted"] += 1
+                elif float(np.max(np.stack(kept_vectors) @ vector)) >= REPEAT_SIMILARITY:
+                    dropped["repeat"] += 1
+                else:
+                    kept.append(question)
+                    kept_vectors.append(vector)
+        else:
+            for question in passed:
+                if _norm(question) in {_norm(q) for q in [fact.cloze, *kept]}:
+                    dropped["repeat"] += 1
+                else:
+                    kept.append(question)
+        out.append(Wordings(fact, (fact.cloze, *kept)))
+    return out
