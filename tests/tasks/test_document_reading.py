@@ -54,6 +54,11 @@ def test_html_tables_become_one_line_per_row_with_cells_joined() -> None:
     assert html_to_text(html) == "Tank | Oxygen, lb\nTank 1 | 326.8\nTank 2 | 327.2 (full)\n| 654.0"
 
 
+def test_cells_and_rows_left_unclosed_still_end() -> None:
+    html = "<table><tr><td>a<td>b<tr><td>c<td>d</table><p>after</p>"
+    assert html_to_text(html) == "a | b\nc | d\n\nafter"
+
+
 def test_head_left_open_ends_at_body() -> None:
     assert html_to_text("<html><head><title>x</title><body><p>text</p></body></html>") == "text"
 

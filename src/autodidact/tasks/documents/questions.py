@@ -39,7 +39,7 @@ REWRITE_PROMPT = (
     'Rewrite this question in other words, starting with "{lead}". Keep its meaning; do not answer it.\n\n'
     "Question: {cloze}"
 )
-MAX_NEW_TOKENS = 40
+MAX_NEW_TOKENS = 28
 MIN_WORDS = 4
 MIN_SHARED = 0.75
 MIN_SIMILARITY = 0.6

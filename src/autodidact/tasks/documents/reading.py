@@ -105,7 +105,7 @@ class _TextExtractor(HTMLParser):
         self.parts: list[str] = []
         self._skipping: dict[str, int] = {}  # open script/style/head elements
         self._cells = 0  # cells begun in the current row
-        self._in_cell = 0
+        self._in_cell = False  # HTML lets </td> be left out: a new cell, row or table ends the cell
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIPPED_TAGS:
@@ -115,18 +115,20 @@ class _TextExtractor(HTMLParser):
         elif tag in _CELL_TAGS:
             self.parts.append(_CELL_MARK if self._cells else "")
             self._cells += 1
-            self._in_cell += 1
+            self._in_cell = True
         else:
-            if tag == "tr":
-                self._cells = 0
+            if tag in ("tr", "table"):
+                self._cells, self._in_cell = 0, False
             self._break(tag)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIPPED_TAGS:
             self._skipping[tag] = max(0, self._skipping.get(tag, 0) - 1)
         elif tag in _CELL_TAGS:
-            self._in_cell = max(0, self._in_cell - 1)
+            self._in_cell = False
         elif tag != "br":  # <br> breaks once; <br/> calls both handlers
+            if tag in ("tr", "table"):
+                self._in_cell = False
             self._break(tag)
 
     def handle_data(self, data: str) -> None:
