@@ -63,7 +63,7 @@ def document_prompt(
     )
 
 
-_RESULTS = re.compile(re.escape(RESULTS_OPEN) + r".*?" + re.escape(RESULTS_CLOSE) + r"\n?", re.DOTALL)
+_RESULTS = re.compile(r"\n?" + re.escape(RESULTS_OPEN) + r".*?" + re.escape(RESULTS_CLOSE) + r"\n?", re.DOTALL)
 
 
 def shaped_examples(
