@@ -14,7 +14,15 @@ from rich.console import Console
 
 from autodidact.apps.cli_study import STUDY_COMMANDS
 from autodidact.apps.log_setup import configure_logging
-from autodidact.apps.summary import alerts_table, control_notes, iteration_table, read_config, timing_table
+from autodidact.apps.summary import (
+    alerts_table,
+    control_notes,
+    documents_sources,
+    documents_table,
+    iteration_table,
+    read_config,
+    timing_table,
+)
 from autodidact.config import example_yaml, load_config, to_yaml
 from autodidact.config.base import MAX_SEED
 from autodidact.errors import AutodidactError
@@ -42,7 +50,10 @@ def _show_result(result) -> None:
     tasks = sorted({t for row in result.iterations for t in row["tasks"]})
     out.print(iteration_table(result.iterations, tasks))
     out.print(timing_table(result.iterations))
-    for line in control_notes(read_config(result.run_dir)):
+    config = read_config(result.run_dir)
+    if documents := [str(s.get("name", "documents")) for s in documents_sources(config)]:
+        out.print(documents_table(result.iterations, documents))
+    for line in control_notes(config):
         out.print(line, highlight=False)
     if result.alerts:
         out.print(alerts_table(result.alerts))
