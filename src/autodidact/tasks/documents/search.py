@@ -42,11 +42,15 @@ class SearchIndex:
 
     def search(self, query: str, k: int) -> list[Chunk]:
         """The `k` chunks most similar to `query`, best first (ties: document order)."""
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: Sequence[str], k: int) -> list[list[Chunk]]:
+        """`search` for every query, with the queries embedded in one batch (one MiniLM call, not one each)."""
         if not self.chunks or k < 1:
-            return []
-        scores = self.vectors @ self.embedder.encode([query])[0]  # (n_chunks,)
-        best = np.argsort(-scores, kind="stable")[:k]
-        return [self.chunks[i] for i in best]
+            return [[] for _ in queries]
+        scores = self.embedder.encode(list(queries)) @ self.vectors.T  # (n_queries, n_chunks)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return [[self.chunks[i] for i in row] for row in best]
 
 
 @dataclass
@@ -142,7 +146,10 @@ def answer_with_search(
     rendered = [engine.render(p.messages) for p in prompts]
     opening = [""] * len(prompts)
     if opening_queries is not None:
-        opening = [f"{OPEN}{q}{CLOSE}" + format_results(index.search(q, k)) for q in opening_queries]
+        found = index.search_many(opening_queries, k)
+        opening = [
+            f"{OPEN}{q}{CLOSE}" + format_results(chunks) for q, chunks in zip(opening_queries, found, strict=True)
+        ]
         stats.searches += len(prompts) * params.n
     first = engine.generate([r + o for r, o in zip(rendered, opening, strict=True)], params, desc=desc)
     states = [
