@@ -77,10 +77,11 @@ def facts_info(run_dir: Path) -> dict[str, float]:
         counts = {split: len(store.prompts(split=split)) for split in ("train", *BOOKS)}
         iterations = sorted({row["iteration"] for row in store.metrics()})
         stages = {it: store.stage_seconds(it) for it in iterations}
+        built = json.loads(store.get_meta(f"task_stats/{store.prompts(split='train')[0].task}") or "{}")
     last = max((run_dir / STORE_FILE).stat().st_mtime, (run_dir / CONFIG_FILE).stat().st_mtime)
     wall = last - (run_dir / CONFIG_FILE).stat().st_mtime
     per_iteration = {it: round(sum(v.values())) for it, v in stages.items()}
-    return counts | {"wall_seconds": round(wall), "stage_seconds": per_iteration}
+    return counts | {"wall_seconds": round(wall), "stage_seconds": per_iteration, "built": built}
 
 
 def table(by_seed: dict[int, dict]) -> dict:

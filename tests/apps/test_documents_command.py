@@ -96,3 +96,19 @@ def test_cli_runner_sees_the_error_without_a_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli.app, ["documents", str(tmp_path / "nowhere")])
     assert result.exit_code != 0 and isinstance(result.exception, AutodidactError)
     assert str(result.exception).count("\n") == 0 and "Traceback" not in result.output
+
+
+def test_the_apollo13_example_uses_the_commands_settings():
+    """The example and `autodidact documents` must not drift apart: the example is the command on one file."""
+    from pathlib import Path
+
+    from autodidact.apps.documents_cmd import documents_config
+    from autodidact.config import load_config
+
+    root = Path(__file__).parents[2]
+    example = load_config(root / "examples" / "apollo13" / "config.yaml")
+    report = root / "examples" / "apollo13" / "apollo13_mission_report.md"
+    command = documents_config(report, name="apollo13", output_dir=example.output_dir, seed=example.seed)
+    ours, theirs = example.model_dump(), command.model_dump()
+    ours["tasks"]["sources"][0]["path"] = theirs["tasks"]["sources"][0]["path"] = "-"
+    assert ours == theirs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 import autodidact
 from autodidact.loop import STORE_FILE
@@ -37,6 +37,8 @@ def test_answer_first_documents_evaluate_recall_closed_book_and_train_closed_boo
         answers = [s for s in store.samples(1) if s.prompt_id in ids]
         assert answers and not any("<results>" in s.text for s in answers)  # no search: from memory alone
         assert store.metric(1, "paraphrase_pass_rate", task="docs") is not None
+        built = json.loads(store.get_meta("task_stats/docs"))  # what the build counted, kept with the prompts
+        assert built["recall_prompts"] == len(recall) and built["train_prompts"] == len(train)
         selected = store.selection(1)
         trained = store.stage_info(1, "train")["examples"]
         # Each selected transcript trains once with its results masked, plus closed-book in its fact's wordings.

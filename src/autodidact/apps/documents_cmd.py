@@ -18,25 +18,35 @@ from autodidact.errors import AutodidactError
 from autodidact.tasks.documents.reading import DocumentsRead, read_documents
 
 # Everything but the folder, the source's name, the run's folder, seed and iterations (set by the command).
+# examples/apollo13/config.yaml holds the same settings (tests/apps/test_documents_command.py checks it).
 DOCUMENTS_DEFAULTS: dict[str, Any] = {
     "tasks": {
         "names": [],
         "sources": [
             {
                 "type": "documents",
+                "chunk_chars": 600,  # short search results: faster to read and train on, easier to answer from
+                "overlap_chars": 100,
                 "questions": "answer_first",  # answers are spans of the chunk; the model writes the questions
+                "questions_per_chunk": 2,
+                "wordings": 3,  # the rule-written question and up to 2 of the model's
+                "heldout_ratio": 0.2,
                 "search": True,
                 "search_first": True,  # a small model never calls the tool on its own: every answer starts from it
                 "search_top_k": 1,
                 "max_turns": 1,
-                "heldout_ratio": 0.2,
             }
         ],
+        "train_size": 1000,
+        "heldout_size": 48,
+        "prompts_per_iteration": 96,
     },
+    "generation": {"samples_per_prompt": 4, "temperature": 0.8, "max_new_tokens": 20},
     "judge": {"method": "verifier"},  # graded against the span from the user's document
     "selection": {"strategy": "top_k", "top_k": 1, "min_score": 5},  # only answers that passed train
-    "training": {"method": "sft", "finetune": "lora"},
-    "stopping": {"max_iterations": 3},
+    "training": {"method": "sft", "finetune": "lora", "learning_rate": 0.001, "epochs": 2, "max_length": 512},
+    "evaluation": {"max_new_tokens": 20},
+    "stopping": {"max_iterations": 3, "patience": 3},
 }
 
 
@@ -65,7 +75,7 @@ def documents_config(
     path = str(Path(folder).expanduser().resolve())
     data["tasks"]["sources"][0].update(name=name or source_name(folder), path=path)
     data.update(output_dir=str(output_dir), seed=seed)
-    data["stopping"]["max_iterations"] = iterations
+    data["stopping"].update(max_iterations=iterations, patience=iterations)  # run every iteration asked for
     extra = parse_overrides(overrides or [])
     if extra:
         data = merge_overrides(data, extra, defaults=data)

@@ -8,13 +8,14 @@ all with a one-row file or `heldout_ratio: 0`, or an interval as wide as [6%, 79
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from autodidact.config import FileSourceConfig, SelfInstructSourceConfig, TasksConfig
 from autodidact.errors import AutodidactError
 from autodidact.loop.context import RunContext
 from autodidact.records import Prompt
-from autodidact.tasks.base import Paraphrases, Restores
+from autodidact.tasks.base import CountsBuild, Paraphrases, Restores
 
 
 def prepare_prompts(ctx: RunContext) -> None:
@@ -41,6 +42,9 @@ def prepare_prompts(ctx: RunContext) -> None:
             prompts += task.build_paraphrased(t.train_size, t.heldout_size, t.paraphrase_size(), seed=config.seed)
     with store.transaction():
         store.add_prompts(prompts)
+        for name, task in ctx.tasks.items():  # what a task counted while building (documents: facts, filters)
+            if isinstance(task, CountsBuild) and task.stats:
+                store.set_meta(f"task_stats/{name}", json.dumps(task.stats))
         store.set_meta("prompts_ready", "1")
 
 

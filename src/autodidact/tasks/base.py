@@ -18,6 +18,8 @@ below; the loop asks with `isinstance`, never by probing attributes:
   learning the prompt templates. The built-in tasks have it, and documents
   with answer-first questions (the closed-book recall set); tasks from the
   user's other data (files, logs, self-written prompts) do not.
+- `CountsBuild.stats`: what `build` found, wrote and dropped (the document
+  task's facts and filters), stored with the prompts.
 - `ShapesTraining.training_examples(example, prompt)`: the SFT examples one
   selected sample becomes (the document task: its search transcript with the
   results kept out of the loss, and the answer asked closed-book in every
@@ -118,3 +120,10 @@ class ShapesTraining(Protocol):
     """Turns one selected sample into the SFT examples trained on (at training time; the store keeps the sample)."""
 
     def training_examples(self, example: SFTExample, prompt: Prompt) -> list[SFTExample]: ...
+
+
+@runtime_checkable
+class CountsBuild(Protocol):
+    """Counts what `build` found, wrote and dropped (the run stores them as meta `task_stats/<task>`)."""
+
+    stats: dict[str, int]
