@@ -64,6 +64,30 @@ def verdicts(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
     return out
 
 
+def trained_recall(run_dir: Path) -> dict[int, dict[str, float]]:
+    """Closed-book recall on the facts training had seen by each iteration: what memorising could show.
+
+    A recall question's fact counts as trained by iteration i when an answer to one of the fact's training
+    wordings was selected (verified) in iteration 1..i; recall over all facts mixes those with facts the
+    model never trained on.
+    """
+    from autodidact.loop import STORE_FILE
+    from autodidact.store import RunStore
+
+    graded = verdicts(run_dir)["heldout_paraphrase"]
+    with RunStore(run_dir / STORE_FILE, read_only=True) as store:
+        fact_of = {p.id: p.meta.get("fact") for p in store.prompts(split="train")}
+        recall_fact = {p.id: p.meta.get("fact") for p in store.prompts(split="heldout_paraphrase")}
+        seen: set[str] = set()
+        out = {}
+        for it in sorted(graded):
+            if it:
+                seen |= {fact_of.get(e.prompt_id) for e in store.selection(it)}
+            ids = [q for q in graded[it] if recall_fact.get(q) in seen]
+            out[it] = {"trained_facts": len(ids), "recall": fmean(graded[it][q] for q in ids) if ids else None}
+    return out
+
+
 def facts_info(run_dir: Path) -> dict[str, float]:
     """Question counts by split, and the run's wall-clock seconds from its start to its last finished stage.
 
@@ -125,6 +149,7 @@ def main() -> None:
             run_dir = run_one(args.config, seed, args.out)
         if (run_dir / "run.sqlite").is_file():
             by_seed[seed], info[seed] = verdicts(run_dir), facts_info(run_dir)
+            info[seed]["recall_on_trained_facts"] = trained_recall(run_dir)
     result = table(by_seed)
     show(result, info)
     if args.json:

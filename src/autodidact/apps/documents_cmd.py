@@ -38,13 +38,13 @@ DOCUMENTS_DEFAULTS: dict[str, Any] = {
             }
         ],
         "train_size": 1000,
-        "heldout_size": 48,
-        "prompts_per_iteration": 96,
+        "heldout_size": 40,
+        "prompts_per_iteration": 64,
     },
     "generation": {"samples_per_prompt": 4, "temperature": 0.8, "max_new_tokens": 20},
     "judge": {"method": "verifier"},  # graded against the span from the user's document
     "selection": {"strategy": "top_k", "top_k": 1, "min_score": 5},  # only answers that passed train
-    "training": {"method": "sft", "finetune": "lora", "learning_rate": 0.001, "epochs": 2, "max_length": 512},
+    "training": {"method": "sft", "finetune": "lora", "learning_rate": 0.001, "epochs": 1, "max_length": 512},
     "evaluation": {"max_new_tokens": 20},
     "stopping": {"max_iterations": 3, "patience": 3},
 }
