@@ -12,7 +12,7 @@ Per iteration it prints both evaluations, averaged over seeds:
 - closed-book recall (split heldout_paraphrase): a reworded question about each trained fact, from memory;
 and each one's gain over the base model (iteration 0), paired per question within a seed, with a normal 95%
 interval over the (seed) cells (`autodidact.apps.control.interval`). Answers are graded again from the store
-by the span rule (`facts.states_span`), as the loop graded them. It also prints the question counts and each
+by the span rule (`grading.plain_span`), as the loop graded them. It also prints the question counts and each
 run's wall-clock seconds (the stage timings summed), since the issue bounds the example at 20 minutes.
 """
 
@@ -49,7 +49,7 @@ def verdicts(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
     """split -> iteration -> question id -> 1.0 / 0.0, every stored held-out answer graded by span match."""
     from autodidact.loop import STORE_FILE
     from autodidact.store import RunStore
-    from autodidact.tasks.documents.facts import states_span
+    from autodidact.tasks.documents.grading import plain_span
     from autodidact.tasks.documents.search import final_answer
 
     out: dict[str, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
@@ -59,7 +59,7 @@ def verdicts(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
             for sample in store.samples(it):
                 prompt = prompts.get(sample.prompt_id)
                 if prompt is not None and prompt.reference is not None:
-                    passed = states_span(final_answer(sample.text), str(prompt.reference))
+                    passed = plain_span(final_answer(sample.text), str(prompt.reference))
                     out[prompt.split][it][prompt.id] = float(passed)
     return out
 

@@ -127,6 +127,9 @@ def test_span_grading_needs_no_model(tmp_path: Path) -> None:
     assert task.verify(prompt, f"<search>q</search>{results}It was {prompt.reference}.") == 1.0
     assert task.verify(prompt, "It was 1 pound.") == 0.0
     assert task.verify(prompt, "") == 0.0
+    assert task.verify(prompt, f"<output>{prompt.reference}</output>") == 0.0  # made-up markup is no answer
+    # A search call written after the searches ran out is cut from the answer, not graded as part of it.
+    assert task.verify(prompt, f"{results}{prompt.reference}\n<search>more</search>") == 1.0
     assert engine.scored == []  # no yes/no question was put to a model
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from autodidact.apps.summary import BOOKS, book_accuracy, documents_sources
 from autodidact.records import PARAPHRASE_SPLIT, Prompt
 from autodidact.store import RunStore
-from autodidact.tasks.documents.facts import states_span
+from autodidact.tasks.documents.grading import plain_span
 from autodidact.tasks.documents.search import final_answer
 
 # The held-out split of each book's questions, in the order the examples show them.
@@ -31,10 +31,10 @@ Grade = Callable[[Prompt, str], float | None]
 
 
 def span_verdict(prompt: Prompt, response: str) -> float | None:
-    """The source's "span" grading rule (`states_span`, no model) on the final answer; None without a reference."""
+    """The "span" grading rule (`grading.plain_span`, no model) on the final answer; None without a reference."""
     if prompt.reference is None:
         return None
-    return float(states_span(final_answer(response), str(prompt.reference)))
+    return float(plain_span(final_answer(response), str(prompt.reference)))
 
 
 def accuracy_rows(rows: Sequence[Mapping], task: str) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
-"""Grading a document answer with a model: does the proposed answer state the reference's fact (`grading: model`).
+"""Grading a document answer: by span match (`grading: span`, no model) or by the model's yes/no (`grading: model`).
 
-Answer-first questions grade by span match instead (`facts.states_span`, no model): their reference is a
-span of the user's document. This is the grading of the original workflow, whose references the model wrote.
+Answer-first questions grade by span match: their reference is a span of the user's document. The model's
+yes/no is the grading of the original workflow, whose references the model wrote.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from autodidact.engines import Engine, EngineError, request_error
 from autodidact.quoting import BEGIN, END, fence
 from autodidact.records import Prompt
+from autodidact.tasks.documents.facts import states_span
 from autodidact.tasks.documents.search import final_answer
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,17 @@ Does the proposed answer state the same fact as the reference? Answer yes or no.
 VERIFY_PREFIX = "Answer:"
 VERIFY_CHOICES = (" yes", " no")
 MIN_VERDICT_MASS = 1e-4  # below this P(yes) + P(no) the model did not answer the question asked: no verdict
+
+
+# Made-up markup a small model wraps answers in (<output>, <response>, <answer>, ...): measured on the Apollo 13
+# example, it was in most verified answers after one iteration, and trained closed-book it taught the model to
+# answer every recall question with "<output>" and empty search calls.
+_TAG = re.compile(r"</?[A-Za-z_][\w-]*>")
+
+
+def plain_span(answer: str, span: str) -> bool:
+    """Span grading: the answer states the span (`facts.states_span`) as plain text, with no markup tag in it."""
+    return not _TAG.search(answer) and states_span(answer, span)
 
 
 def normalise(text: str) -> str:

@@ -60,14 +60,17 @@ class SearchStats:
     transcripts: int = 0
     searches: int = 0  # calls that were run
     malformed: int = 0  # `<search>` with no closing tag or an empty query: taken as the answer
-    over_budget: int = 0  # a call written after `max_turns` searches: not run, left in the answer
+    over_budget: int = 0  # a call written after `max_turns` searches: not run, and cut from the answer
     failed: int = 0  # transcripts ended by an engine error
     per_transcript: Counter[int] = field(default_factory=Counter)  # searches per transcript -> transcripts
 
 
 def final_answer(transcript: str) -> str:
-    """The text after the last `</results>`, or the whole text when no search was run."""
-    return transcript.rsplit(RESULTS_CLOSE, 1)[-1].strip()
+    """The text after the last `</results>` (the whole text when no search was run), up to any further call.
+
+    A call written once the searches are used up is not run; it is no part of the answer either.
+    """
+    return transcript.rsplit(RESULTS_CLOSE, 1)[-1].split(OPEN, 1)[0].strip()
 
 
 def format_results(chunks: Sequence[Chunk]) -> str:

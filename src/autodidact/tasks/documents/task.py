@@ -24,8 +24,7 @@ from autodidact.tasks.documents.asking import (
     shaped_examples,
 )
 from autodidact.tasks.documents.chunks import Chunk, chunk_documents, load_documents, split_chunks, spread
-from autodidact.tasks.documents.facts import states_span
-from autodidact.tasks.documents.grading import model_verdicts
+from autodidact.tasks.documents.grading import model_verdicts, plain_span
 from autodidact.tasks.documents.pairs import pair_prompts
 from autodidact.tasks.documents.qa import DEFAULT_QA_PROMPT
 from autodidact.tasks.documents.search import (
@@ -270,7 +269,7 @@ class DocumentsTask:
         """Grade answers: by span match (`grading: span`, no model) or by the model's yes/no (`grading: model`)."""
         if self.config.grading == "span":
             return [
-                None if p.reference is None else float(states_span(final_answer(r), str(p.reference)))
+                None if p.reference is None else float(plain_span(final_answer(r), str(p.reference)))
                 for p, r in zip(prompts, responses, strict=True)
             ]
         return model_verdicts(self.verifier_engine, prompts, responses, self.name)
