@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from autodidact.config import DocumentsSourceConfig
 from autodidact.embeddings import Embedder
 from autodidact.engines import Engine
-from autodidact.records import PARAPHRASE_SPLIT, Prompt
-from autodidact.tasks.documents.asking import document_prompt
+from autodidact.records import PARAPHRASE_SPLIT, Prompt, Split
+from autodidact.tasks.documents.asking import Book, document_prompt
 from autodidact.tasks.documents.chunks import Chunk, spread
 from autodidact.tasks.documents.facts import Fact, find_facts
 from autodidact.tasks.documents.questions import Wordings, write_wordings
@@ -73,7 +73,7 @@ def fact_prompts(
     heldout_ids = {c.id for c in heldout_chunks}
     book = "open" if config.search else "closed"
     out = FactPrompts()
-    train_rows: list[tuple[int, str, Wordings]] = []  # (wording rank, fact id, wordings)
+    train_rows: list[tuple[int, str, Wordings, str]] = []  # (wording rank, question, wordings, fact id)
     for n, w in enumerate(wordings):
         fact_id = f"f{n:05d}"
         f = w.fact
@@ -104,7 +104,7 @@ def fact_prompts(
 
 
 def _prompt(
-    task: str, split, i: int, question: str, fact: Fact, sources: Mapping[str, str], book, fact_id: str
+    task: str, split: Split, i: int, question: str, fact: Fact, sources: Mapping[str, str], book: Book, fact_id: str
 ) -> Prompt:
     return document_prompt(
         task,
