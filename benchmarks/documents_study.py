@@ -102,7 +102,9 @@ def facts_info(run_dir: Path) -> dict[str, float]:
         iterations = sorted({row["iteration"] for row in store.metrics()})
         stages = {it: store.stage_seconds(it) for it in iterations}
         built = json.loads(store.get_meta(f"task_stats/{store.prompts(split='train')[0].task}") or "{}")
-    last = max((run_dir / STORE_FILE).stat().st_mtime, (run_dir / CONFIG_FILE).stat().st_mtime)
+    # The store's last write: SQLite's write-ahead log holds it until the run closes the store.
+    written = [run_dir / STORE_FILE, run_dir / f"{STORE_FILE}-wal", run_dir / CONFIG_FILE]
+    last = max(p.stat().st_mtime for p in written if p.exists())
     wall = last - (run_dir / CONFIG_FILE).stat().st_mtime
     per_iteration = {it: round(sum(v.values())) for it, v in stages.items()}
     return counts | {"wall_seconds": round(wall), "stage_seconds": per_iteration, "built": built}
