@@ -12,7 +12,7 @@ Per iteration it prints both evaluations, averaged over seeds:
 - closed-book recall (split heldout_paraphrase): a reworded question about each trained fact, from memory;
 and each one's gain over the base model (iteration 0), paired per question within a seed, with a normal 95%
 interval over the (seed) cells (`autodidact.apps.control.interval`). Answers are graded again from the store
-by the span rule (`grading.plain_span`), as the loop graded them. It also prints the question counts and each
+by the span rule (`grading.span_verdict`), as the loop graded them. It also prints the question counts and each
 run's wall-clock seconds (the stage timings summed), since the issue bounds the example at 20 minutes.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import defaultdict
 from pathlib import Path
 from statistics import fmean
 
@@ -46,22 +45,23 @@ def run_one(config: Path, seed: int, out: Path) -> Path:
 
 
 def verdicts(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
-    """split -> iteration -> question id -> 1.0 / 0.0, every stored held-out answer graded by span match."""
-    from autodidact.loop import STORE_FILE
-    from autodidact.store import RunStore
-    from autodidact.tasks.documents.grading import plain_span
-    from autodidact.tasks.documents.search import final_answer
+    """split -> iteration -> question id -> 1.0 / 0.0: every stored held-out answer graded again by span match.
 
-    out: dict[str, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-    with RunStore(run_dir / STORE_FILE, read_only=True) as store:
-        prompts = {p.id: p for split in BOOKS for p in store.prompts(split=split)}
-        for it in sorted({row["iteration"] for row in store.metrics()}):
-            for sample in store.samples(it):
-                prompt = prompts.get(sample.prompt_id)
-                if prompt is not None and prompt.reference is not None:
-                    passed = plain_span(final_answer(sample.text), str(prompt.reference))
-                    out[prompt.split][it][prompt.id] = float(passed)
-    return out
+    `control.heldout_verdicts` reads and grades the store; a documents task is graded by `grading.span_verdict`,
+    the rule the loop used, so no model is loaded.
+    """
+    from autodidact.apps.control import heldout_verdicts
+    from autodidact.config import load_config
+    from autodidact.loop import CONFIG_FILE
+    from autodidact.tasks.documents.grading import span_verdict
+
+    class SpanGrader:
+        verify = staticmethod(span_verdict)
+
+    sources = load_config(run_dir / CONFIG_FILE).tasks.sources
+    graded = heldout_verdicts(run_dir, {s.name: SpanGrader for s in sources if s.type == "documents"})
+    return {split: {it: {q: v for by_task in tasks.values() for q, v in by_task.items()} for it, tasks in its.items()}
+            for split, its in graded.items()}  # fmt: skip
 
 
 def trained_recall(run_dir: Path) -> dict[int, dict[str, float]]:

@@ -22,19 +22,14 @@ from typing import Any
 from autodidact.apps.summary import BOOKS, book_accuracy, documents_sources
 from autodidact.records import PARAPHRASE_SPLIT, Prompt
 from autodidact.store import RunStore
-from autodidact.tasks.documents.grading import plain_span
+from autodidact.tasks.documents.grading import span_verdict
 from autodidact.tasks.documents.search import final_answer
+
+__all__ = ["documents_section", "examples", "span_verdict"]
 
 # The held-out split of each book's questions, in the order the examples show them.
 SPLITS = {"closed": PARAPHRASE_SPLIT, "open": "heldout"}
 Grade = Callable[[Prompt, str], float | None]
-
-
-def span_verdict(prompt: Prompt, response: str) -> float | None:
-    """The "span" grading rule (`grading.plain_span`, no model) on the final answer; None without a reference."""
-    if prompt.reference is None:
-        return None
-    return float(plain_span(final_answer(response), str(prompt.reference)))
 
 
 def accuracy_rows(rows: Sequence[Mapping], task: str) -> list[dict[str, Any]]:

@@ -79,8 +79,9 @@ def training_examples(
         return examples
     shaped: list[SFTExample] = []
     seen_texts: set[tuple[str, str]] = set()
+    prompts = {p.id: p for p in store.prompts()}  # one read, not a query per example
     for example in examples:
-        prompt = store.prompt(example.prompt_id)
+        prompt = prompts[example.prompt_id]
         task = shaping.get(prompt.task)
         for made in task.training_examples(example, prompt) if task is not None else [example]:
             key = (repr(made.messages), made.completion)

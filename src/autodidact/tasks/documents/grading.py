@@ -44,6 +44,13 @@ def plain_span(answer: str, span: str) -> bool:
     return not _TAG.search(answer) and states_span(answer, span)
 
 
+def span_verdict(prompt: Prompt, response: str) -> float | None:
+    """`grading: span` on one response: 1.0 or 0.0 by `plain_span` on its final answer; None without a reference."""
+    if prompt.reference is None:
+        return None
+    return float(plain_span(final_answer(response), str(prompt.reference)))
+
+
 def normalise(text: str) -> str:
     """Lowercase words and numbers only, for the exact-match shortcut."""
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))

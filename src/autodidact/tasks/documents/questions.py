@@ -187,10 +187,14 @@ def _by_meaning(
 ) -> list[Wordings]:
     """Keep the rewordings close enough to their cloze in meaning and different enough from each other."""
     out = []
+    # Every cloze with its candidates in one encoding call (not one per fact): rows [cloze, *passed] per fact.
+    texts = [t for fact, passed in zip(facts, candidates, strict=True) if passed for t in (fact.cloze, *passed)]
+    encoded = embedder.encode(texts) if embedder is not None and texts else None  # (rows, d), unit rows
+    row = 0
     for fact, passed in zip(facts, candidates, strict=True):
         kept: list[str] = []
-        if passed and embedder is not None:
-            vectors = embedder.encode([fact.cloze, *passed])  # (1 + n, d), unit rows
+        if passed and encoded is not None:
+            vectors, row = encoded[row : row + 1 + len(passed)], row + 1 + len(passed)  # (1 + n, d)
             similarity = vectors[1:] @ vectors[0]  # (n,) cosine of each rewording to the cloze
             kept_vectors = [vectors[0]]
             for question, vector, to_cloze in zip(passed, vectors[1:], similarity, strict=True):

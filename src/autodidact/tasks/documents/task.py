@@ -23,14 +23,14 @@ from autodidact.tasks.documents.asking import (
     answer_by_book,
     shaped_examples,
 )
-from autodidact.tasks.documents.chunks import Chunk, chunk_documents, load_documents, split_chunks, spread
-from autodidact.tasks.documents.grading import model_verdicts, plain_span
+from autodidact.tasks.documents.chunks import Chunk, chunk_documents, split_chunks, spread
+from autodidact.tasks.documents.grading import model_verdicts, span_verdict
 from autodidact.tasks.documents.pairs import pair_prompts
 from autodidact.tasks.documents.qa import DEFAULT_QA_PROMPT
+from autodidact.tasks.documents.reading import load_documents
 from autodidact.tasks.documents.search import (
     SearchIndex,
     SearchStats,
-    final_answer,
     format_results,
 )
 
@@ -268,10 +268,7 @@ class DocumentsTask:
     def verify_batch(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> list[float | None]:
         """Grade answers: by span match (`grading: span`, no model) or by the model's yes/no (`grading: model`)."""
         if self.config.grading == "span":
-            return [
-                None if p.reference is None else float(plain_span(final_answer(r), str(p.reference)))
-                for p, r in zip(prompts, responses, strict=True)
-            ]
+            return [span_verdict(p, r) for p, r in zip(prompts, responses, strict=True)]
         return model_verdicts(self.verifier_engine, prompts, responses, self.name)
 
     def training_examples(self, example: SFTExample, prompt: Prompt) -> list[SFTExample]:
