@@ -13,7 +13,8 @@ Per iteration it prints both evaluations, averaged over seeds:
 and each one's gain over the base model (iteration 0), paired per question within a seed, with a normal 95%
 interval over the (seed) cells (`autodidact.apps.control.interval`). Answers are graded again from the store
 by the span rule (`grading.span_verdict`), as the loop graded them. It also prints the question counts and each
-run's wall-clock seconds (the stage timings summed), since the issue bounds the example at 20 minutes.
+run's wall-clock seconds (from writing its config to its last write, question writing included), since the
+issue bounds the example at 20 minutes.
 """
 
 from __future__ import annotations
