@@ -115,7 +115,7 @@ def test_build_makes_train_open_book_and_closed_book_recall_sets(tmp_path: Path)
 def test_a_document_without_facts_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "poem.md").write_text("The sea is calm tonight. The tide is full, the moon lies fair.\n" * 3)
     task = DocumentsTask(DocumentsSourceConfig(path=str(tmp_path), chunk_chars=200, overlap_chars=0), ScriptedEngine(), BagOfWords())
-    with pytest.raises(Exception, match="no fact found in 1 chunks"):
+    with pytest.raises(Exception, match="no fact found in 1 chunk "):
         task.build(10, 10, seed=0)
 
 

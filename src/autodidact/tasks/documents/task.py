@@ -148,8 +148,9 @@ class DocumentsTask:
             (train_size, heldout_size), seed,
         )  # fmt: skip
         if not made.stats["facts_found"]:
+            chunks = f"{len(by_id)} chunk" + ("" if len(by_id) == 1 else "s")
             raise AutodidactError(
-                f"documents '{self.name}': no fact found in {len(by_id)} chunks (answer-first questions need "
+                f"documents '{self.name}': no fact found in {chunks} (answer-first questions need "
                 "numbers with their units, dates or names in running text); set the source's questions to 'model', "
                 "or give documents with such facts."
             )
