@@ -26,7 +26,7 @@ def recall_after_epochs(run_dir: Path, epochs: int, all_facts: bool) -> list[dic
     from autodidact.config import load_config
     from autodidact.engines import SamplingParams
     from autodidact.engines.serving import build_policy_engine
-    from autodidact.loop import CONFIG_FILE
+    from autodidact.loop import CONFIG_FILE, STORE_FILE
     from autodidact.records import SFTExample
     from autodidact.store import RunStore
     from autodidact.tasks.documents.asking import MEMORY_INSTRUCTION
@@ -35,7 +35,7 @@ def recall_after_epochs(run_dir: Path, epochs: int, all_facts: bool) -> list[dic
     from autodidact.training.sft import train_sft
 
     config = load_config(run_dir / CONFIG_FILE)
-    with RunStore(run_dir / "run.sqlite", read_only=True) as store:
+    with RunStore(run_dir / STORE_FILE, read_only=True) as store:
         recall = store.prompts(split="heldout_paraphrase")
         train = store.prompts(split="train")
     facts = {p.meta["fact"] for p in recall}
@@ -53,6 +53,7 @@ def recall_after_epochs(run_dir: Path, epochs: int, all_facts: bool) -> list[dic
     model, tokenizer = load_policy(config, None)
     engine = build_policy_engine(config, model, tokenizer)
     params = SamplingParams(temperature=0.0, max_new_tokens=config.evaluation.max_new_tokens)
+    # One epoch per call, so recall is measured after each; each call starts a fresh optimizer, as an iteration does.
     one_epoch = config.training.model_copy(update={"epochs": 1})
     rows, seconds = [], 0.0
     for epoch in range(epochs + 1):

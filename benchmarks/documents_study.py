@@ -23,6 +23,7 @@ import argparse
 import json
 from pathlib import Path
 from statistics import fmean
+from types import SimpleNamespace
 
 from autodidact.apps.control import interval, paired_cell, points
 
@@ -56,11 +57,9 @@ def verdicts(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
     from autodidact.loop import CONFIG_FILE
     from autodidact.tasks.documents.grading import span_verdict
 
-    class SpanGrader:
-        verify = staticmethod(span_verdict)
-
     sources = load_config(run_dir / CONFIG_FILE).tasks.sources
-    graded = heldout_verdicts(run_dir, {s.name: SpanGrader for s in sources if s.type == "documents"})
+    span_grader = SimpleNamespace(verify=span_verdict)  # what heldout_verdicts calls on a task
+    graded = heldout_verdicts(run_dir, {s.name: span_grader for s in sources if s.type == "documents"})
     return {split: {it: {q: v for by_task in tasks.values() for q, v in by_task.items()} for it, tasks in its.items()}
             for split, its in graded.items()}  # fmt: skip
 

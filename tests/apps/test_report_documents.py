@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from autodidact.apps.report import write_report
-from autodidact.apps.report.documents import span_verdict
+from autodidact.tasks.documents.grading import span_verdict
 from autodidact.apps.summary import documents_table
 from autodidact.config import DocumentsSourceConfig, RunConfig, TasksConfig, to_yaml
 from autodidact.evaluation import wilson_interval

@@ -25,8 +25,6 @@ from autodidact.store import RunStore
 from autodidact.tasks.documents.grading import span_verdict
 from autodidact.tasks.documents.search import final_answer
 
-__all__ = ["documents_section", "examples", "span_verdict"]
-
 # The held-out split of each book's questions, in the order the examples show them.
 SPLITS = {"closed": PARAPHRASE_SPLIT, "open": "heldout"}
 Grade = Callable[[Prompt, str], float | None]
