@@ -1,7 +1,7 @@
 """The recipe study: which label-free recipe improves the bundled model most on held-out data.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/study.py --recipes route_big,random_big --seeds 0,1,2,3,4 \\
-        [--out runs/study] [--iterations 3] [--table-only] [--partial] [--kept]
+        [--out runs/study] [--records DIR] [--iterations 3] [--table-only] [--partial] [--kept]
 
 Each recipe is `configs/default.yaml` plus a few `--set` overrides (RECIPES
 below); each (recipe, seed) is one full run in `OUT/RECIPE-sSEED`. A finished
@@ -19,6 +19,13 @@ seeds and tasks, and its 95% interval is normal around it with the variance
 summed over the (seed, task) cells (prompt sampling noise, which dominates
 with 48 prompts a task). The spread across seeds is shown apart (min and max
 seed gain): with 3 seeds a t-interval over seeds is too wide to say anything.
+
+A run directory holds checkpoints (tens of MB) and is not kept in the
+repository; `--records DIR` writes, for every finished run, DIR/RECIPE-sSEED.json:
+its graded held-out answers and its decay lines, a few tens of KB. Tables
+count a run whose directory is gone by its record, so a study spread over
+machines or sessions only loses the run that was going when it stopped
+(issue 20's records: docs/results/study20/).
 
 Held-out sets: `heldout` (the training templates' phrasing, new problems) and
 `heldout_paraphrase` (phrasings training never used). A run made before the
@@ -163,8 +170,41 @@ def paraphrase_posthoc(run_dir: Path) -> dict[int, dict[str, dict[str, float]]]:
     return out
 
 
-def verdicts(run_dir: Path) -> dict[str, dict[int, dict[str, dict[str, float]]]]:
-    """split -> iteration -> task -> prompt id -> verifier verdict of the held-out answer."""
+Verdicts = dict[str, dict[int, dict[str, dict[str, float]]]]  # split -> iteration -> task -> prompt id -> verdict
+
+
+def record_file(records: Path | None, run_dir: Path) -> Path | None:
+    """Where the record of the run in `run_dir` is kept, or None without a records directory."""
+    return records / f"{run_dir.name}.json" if records else None
+
+
+def read_record(records: Path | None, run_dir: Path) -> dict | None:
+    """The saved record of a run whose directory is gone (iterations back to int keys), or None."""
+    path = record_file(records, run_dir)
+    if path is None or (run_dir / "run.sqlite").is_file() or not path.is_file():
+        return None  # a run directory that is here is always read, never its possibly older record
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["verdicts"] = {
+        split: {int(it): tasks for it, tasks in by_it.items()} for split, by_it in record["verdicts"].items()
+    }
+    return record
+
+
+def save_record(records: Path, run_dir: Path) -> None:
+    """Write a finished run's graded held-out answers and decay lines to RECORDS/NAME.json."""
+    from autodidact.apps.decay import decay_figures, decay_lines
+
+    record = {"verdicts": verdicts(run_dir, None), "decay": decay_lines(decay_figures(run_dir), run_dir.name)}
+    records.mkdir(parents=True, exist_ok=True)
+    record_file(records, run_dir).write_text(json.dumps(record, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def verdicts(run_dir: Path, records: Path | None) -> Verdicts:
+    """split -> iteration -> task -> prompt id -> verifier verdict of the held-out answer (the run's store,
+    else its record)."""
+    record = read_record(records, run_dir)
+    if record is not None:
+        return record["verdicts"]
     out = control.heldout_verdicts(run_dir)
     if "heldout_paraphrase" not in out:
         out["heldout_paraphrase"] = paraphrase_posthoc(run_dir)
@@ -178,10 +218,10 @@ def paired_gain(before: dict[str, dict[str, float]], after: dict[str, dict[str, 
     return fmean(m for m, _ in cells), sum(v for _, v in cells) / (k * k)
 
 
-def summarize(recipe: str, runs: list[Path]) -> dict:
+def summarize(recipe: str, runs: list[Path], records: Path | None = None) -> dict:
     """One recipe's row per split: pass rate by iteration, the gain and its 95% interval, the per-seed gains."""
     rows = {}
-    per_run = [verdicts(r) for r in runs]
+    per_run = [verdicts(r, records) for r in runs]
     for split in SPLITS:
         found = [v[split] for v in per_run if split in v]
         if not found:
@@ -250,12 +290,15 @@ def started(run_dir: Path) -> bool:
     return (run_dir / "run.sqlite").is_file()
 
 
-def control_tables(recipes: list[str], seeds: list[int], out: Path, counted, arm: str = CONTROL) -> dict[str, dict]:
+def control_tables(
+    recipes: list[str], seeds: list[int], out: Path, counted, arm: str = CONTROL, records: Path | None = None
+) -> dict[str, dict]:
     """split -> recipe -> each other recipe's gain over the control `arm` (`control.over_control`)."""
     if arm not in recipes:
         return {}
     by_recipe = {
-        recipe: {s: verdicts(out / f"{recipe}-s{s}") for s in seeds if counted(out / f"{recipe}-s{s}")} for recipe in recipes
+        recipe: {s: verdicts(out / f"{recipe}-s{s}", records) for s in seeds if counted(out / f"{recipe}-s{s}")}
+        for recipe in recipes
     }
     tables = {}
     for split in SPLITS:
@@ -270,6 +313,10 @@ def main() -> None:
     parser.add_argument("--recipes", default="route_big,verifier_big", help=f"comma-separated, from: {', '.join(RECIPES)}")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "study")
+    parser.add_argument(
+        "--records", type=Path, default=None, help="keep each finished run's graded answers here as RECIPE-sSEED.json "
+        "(issue 20: docs/results/study20); tables count a run whose directory is gone by its record",
+    )
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--table-only", action="store_true", help="no new runs: the table of the finished ones")
     parser.add_argument(
@@ -299,16 +346,25 @@ def main() -> None:
                 run_one(recipe, seed, args.out, args.iterations)
                 timings[f"{recipe}-s{seed}"] = round(time.perf_counter() - start, 1)
                 print(f"{recipe} seed {seed}: {timings[f'{recipe}-s{seed}']} s", flush=True)
-    counted = started if args.partial else finished
+    if args.records:  # every finished run here, also one made before --records was given
+        for name in (f"{recipe}-s{seed}" for seed in seeds for recipe in recipes):
+            if finished(args.out / name):
+                save_record(args.records, args.out / name)
+
+    def counted(run_dir: Path) -> bool:  # a run directory that is here, else a saved (finished) run's record
+        if (run_dir / "run.sqlite").is_file():
+            return started(run_dir) if args.partial else finished(run_dir)
+        return read_record(args.records, run_dir) is not None
+
     rows = []
     for recipe in recipes:
         runs = [args.out / f"{recipe}-s{s}" for s in seeds if counted(args.out / f"{recipe}-s{s}")]
         if runs:
-            rows.append(summarize(recipe, runs))
+            rows.append(summarize(recipe, runs, args.records))
     for split in SPLITS:
         if any(split in r["splits"] for r in rows):
             print(f"\n### {split}\n\n{markdown(rows, split)}")
-    over_random = control_tables(recipes, seeds, args.out, counted, args.control)
+    over_random = control_tables(recipes, seeds, args.out, counted, args.control, args.records)
     for split, table in over_random.items():
         print(f"\n### {split}: each recipe over {args.control}\n\n{control.markdown(table, split)}")
     if args.kept:
@@ -318,7 +374,9 @@ def main() -> None:
         for row in rows:
             for seed in seeds:
                 run_dir = args.out / f"{row['recipe']}-s{seed}"
-                if counted(run_dir):
+                if (record := read_record(args.records, run_dir)) is not None:
+                    print("\n".join(record["decay"]))
+                elif counted(run_dir):
                     print("\n".join(decay_lines(decay_figures(run_dir), run_dir.name)))
     result = {"rows": rows, "over_random": over_random, "seconds": timings}
     (args.out / "study.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
