@@ -162,8 +162,8 @@ def control_notes(config: Mapping) -> list[str]:
     """One line per task trained without self-evaluation (judge `random`), for the summary and the report."""
     return [
         f"{task}: no self-evaluation. The run trains on a uniformly random sample per prompt (judge.method random, "
-        "the control arm): on this task judging added nothing over training on the model's own samples in the "
-        "study (docs/RESULTS.md, 'Self-evaluation against a control arm'), so the cheaper arm is used."
+        "the control arm). The default does so on instructions, where judging added nothing over it for the "
+        "bundled model (docs/RESULTS.md, 'Self-evaluation against a control arm')."
         for task in control_tasks(config)
     ]
 
