@@ -346,6 +346,8 @@ def main() -> None:
                 run_one(recipe, seed, args.out, args.iterations)
                 timings[f"{recipe}-s{seed}"] = round(time.perf_counter() - start, 1)
                 print(f"{recipe} seed {seed}: {timings[f'{recipe}-s{seed}']} s", flush=True)
+                if args.records and finished(args.out / f"{recipe}-s{seed}"):  # kept before the next run starts
+                    save_record(args.records, args.out / f"{recipe}-s{seed}")
     if args.records:  # every finished run here, also one made before --records was given
         for name in (f"{recipe}-s{seed}" for seed in seeds for recipe in recipes):
             if finished(args.out / name):
