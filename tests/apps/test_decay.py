@@ -5,11 +5,11 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from autodidact.apps.cli import app
-from autodidact.apps.decay import KeptRight, decay_figures, decay_lines
+from autodidact.apps.decay import FloorKept, KeptRight, decay_figures, decay_lines, floor_figures, right_by_floor
 from autodidact.config import to_yaml, validate_config
 from autodidact.loop import CONFIG_FILE, STORE_FILE
 from autodidact.monitors.signal_decay import Flips
-from autodidact.records import Prompt, Sample, SFTExample
+from autodidact.records import Judgment, Prompt, Sample, SFTExample
 from autodidact.store import RunStore
 
 REFERENCES = {"a": "4", "b": "7", "c": "9", "d": "3"}
@@ -73,3 +73,27 @@ def test_the_decay_command_prints_the_figures(tmp_path):
 
     assert result.exit_code == 0, result.output
     assert "arithmetic: right / kept 1 / 2, 2 / 3, 0 / 1" in result.output
+
+
+# Iteration 1's vote shares x 10 (sample "it1-PROMPT-INDEX" -> score); c's second sample failed to be judged.
+SCORES = {"it1-a-0": 6.7, "it1-a-1": 6.7, "it1-a-2": 3.3, "it1-b-0": 3.3, "it1-b-1": 6.7, "it1-b-2": 6.7,
+          "it1-c-0": 5.0, "it1-c-1": None}
+
+
+def test_right_by_floor_counts_each_prompts_top_sample_against_each_floor(tmp_path):
+    run_dir = _run_dir(tmp_path)
+    with RunStore(run_dir / STORE_FILE) as store, store.transaction():
+        store.add_judgments([Judgment(sid, "self_consistency", score) for sid, score in SCORES.items()])
+    with RunStore(run_dir / STORE_FILE) as store:
+        from autodidact.tasks import get_task
+
+        by_floor = right_by_floor(store, {"arithmetic": get_task("arithmetic")}, [1, 2], [5.0, 6.5])
+
+    # Top samples: a "4" (6.7, right), b "8" (the first 6.7, wrong), c "1" (5.0, wrong); iteration 2 has no scores.
+    assert by_floor == {"arithmetic": [(1, [FloorKept(5.0, 1, 3), FloorKept(6.5, 1, 2)]),
+                                       (2, [FloorKept(5.0, 0, 0), FloorKept(6.5, 0, 0)])]}
+    lines = floor_figures(run_dir, [5.0, 6.5])
+    assert lines[0] == "arithmetic: right / kept by floor, iteration 1: >= 5 1 / 3, >= 6.5 1 / 2"
+
+    result = CliRunner().invoke(app, ["decay", str(run_dir), "--floors", "5,x"])
+    assert result.exit_code == 2 and "expected numbers separated by commas" in result.output

@@ -83,11 +83,21 @@ def screen(
     out.print(f"Wrote {out_dir / 'screen.md'} and {out_dir / 'screen.json'}.", highlight=False)
 
 
-def decay(run_dir: Annotated[Path, typer.Argument(help="The run directory.")]) -> None:
+def decay(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory.")],
+    floors: Annotated[
+        str, typer.Option(help="Also: right / kept among each prompt's top sample at these score floors, e.g. 5,7.5.")
+    ] = "",
+) -> None:
     """Per task and iteration, by the verifier after the run: right / kept among the samples trained on, majority flips."""
-    from autodidact.apps.decay import decay_figures, decay_lines
+    from autodidact.apps.decay import decay_figures, decay_lines, floor_figures
 
-    out.print("\n".join(decay_lines(decay_figures(run_dir))), markup=False, highlight=False)
+    try:
+        levels = [float(f) for f in floors.split(",") if f.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{floors!r}: expected numbers separated by commas, e.g. 5,7.5", param_hint="--floors")
+    lines = decay_lines(decay_figures(run_dir)) + (floor_figures(run_dir, levels) if levels else [])
+    out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)  # one figure a line, unwrapped
 
 
 STUDY_COMMANDS = (compare, screen, decay)

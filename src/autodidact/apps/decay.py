@@ -16,6 +16,12 @@ task and training iteration:
   self_consistency judge section, else `last_number`; a majority's verdict is
   that of the first sample that gave it.
 
+- right / kept by floor (`autodidact decay RUN --floors 5,7.5`): among each
+  training prompt's top-scored sample, how many clear each floor and how
+  many of those the verifier passes. It asks, from the run's own samples,
+  whether a higher `selection.min_score` would have kept answers that are
+  more often right (with votes a score is the share agreeing x 10).
+
 The run's monitor follows the same signal during training on held-out prompts
 (`monitors.signal_decay`, docs/MONITORS.md).
 """
@@ -43,6 +49,15 @@ class KeptRight:
     """Of one iteration's samples selected for training, how many the task's verifier passes."""
 
     iteration: int
+    right: int
+    kept: int
+
+
+@dataclass(frozen=True)
+class FloorKept:
+    """Of one iteration's top-scored samples (one per prompt), how many clear `floor` and how many are right."""
+
+    floor: float
     right: int
     kept: int
 
@@ -109,6 +124,52 @@ def majority_flips(
     return dict(out)
 
 
+def right_by_floor(
+    store: RunStore, tasks: Mapping[str, Task], iterations: list[int], floors: list[float]
+) -> dict[str, list[tuple[int, list[FloorKept]]]]:
+    """task -> (iteration, per floor: right / kept) among each training prompt's top-scored sample.
+
+    A sample's score is its last stored judgment (failed judgments are left out); the top sample of a prompt
+    is the first with the highest score.
+    """
+    prompts = {p.id: p for p in store.prompts(split="train") if p.task in tasks}
+    out: dict[str, list[tuple[int, list[FloorKept]]]] = {name: [] for name in sorted({p.task for p in prompts.values()})}
+    for it in iterations:
+        texts = {s.id: (s.prompt_id, s.text) for s in store.samples(it) if s.prompt_id in prompts}
+        scores = {j.sample_id: j.score for j in store.judgments(it) if j.sample_id in texts and j.score is not None}
+        top: dict[str, tuple[float, str]] = {}
+        for sample_id, score in scores.items():
+            pid = texts[sample_id][0]
+            if pid not in top or score > top[pid][0]:
+                top[pid] = (score, sample_id)
+        verdicts = verify_all(tasks, prompts, {sid: texts[sid] for _, sid in top.values()})
+        for name in out:
+            picked = [(score, sid) for pid, (score, sid) in top.items() if prompts[pid].task == name]
+            kept = {floor: [sid for score, sid in picked if score >= floor] for floor in floors}
+            counts = [FloorKept(f, sum(passes(verdicts[sid]) is True for sid in ids), len(ids)) for f, ids in kept.items()]
+            out[name].append((it, counts))
+    return out
+
+
+def floor_lines(by_floor: dict[str, list[tuple[int, list[FloorKept]]]]) -> list[str]:
+    """'arithmetic: right / kept by floor, iteration 3: >= 5 18 / 61, >= 7.5 17 / 48', one line per task and iteration."""
+    return [
+        f"{task}: right / kept by floor, iteration {it}: "
+        + ", ".join(f">= {c.floor:g} {c.right} / {c.kept}" for c in counts)
+        for task, rows in by_floor.items()
+        for it, counts in rows
+    ]
+
+
+def floor_figures(run_dir: Path, floors: list[float]) -> list[str]:
+    """The right-by-floor lines of the run in `run_dir` (graded by the tasks of its saved config)."""
+    tasks: dict[str, Task] = run_set(str(run_dir), []).tasks(None, None)
+    _, store = open_run(Path(run_dir))
+    with store:
+        iterations = sorted({row["iteration"] for row in store.metrics()} - {0})
+        return floor_lines(right_by_floor(store, tasks, iterations, floors))
+
+
 def decay_figures(run_dir: Path) -> DecayFigures:
     """The after-run decay figures of the run in `run_dir` (graded by the tasks of its saved config)."""
     tasks: dict[str, Task] = run_set(str(run_dir), []).tasks(None, None)  # no engine: they grade, never answer
@@ -137,4 +198,15 @@ def decay_lines(figures: DecayFigures, name: str = "") -> list[str]:
     return lines
 
 
-__all__ = ["DecayFigures", "KeptRight", "decay_figures", "decay_lines", "kept_right", "majority_flips"]
+__all__ = [
+    "DecayFigures",
+    "FloorKept",
+    "KeptRight",
+    "decay_figures",
+    "decay_lines",
+    "floor_figures",
+    "floor_lines",
+    "kept_right",
+    "majority_flips",
+    "right_by_floor",
+]
