@@ -181,7 +181,7 @@ def record_file(records: Path | None, run_dir: Path) -> Path | None:
 def read_record(records: Path | None, run_dir: Path) -> dict | None:
     """The saved record of a run whose directory is gone (iterations back to int keys), or None."""
     path = record_file(records, run_dir)
-    if path is None or (run_dir / "run.sqlite").is_file() or not path.is_file():
+    if path is None or started(run_dir) or not path.is_file():
         return None  # a run directory that is here is always read, never its possibly older record
     record = json.loads(path.read_text(encoding="utf-8"))
     record["verdicts"] = {
@@ -348,14 +348,14 @@ def main() -> None:
                 print(f"{recipe} seed {seed}: {timings[f'{recipe}-s{seed}']} s", flush=True)
                 if args.records and finished(args.out / f"{recipe}-s{seed}"):  # kept before the next run starts
                     save_record(args.records, args.out / f"{recipe}-s{seed}")
-    if args.records:  # every finished run here, also one made before --records was given
+    if args.records and args.table_only:  # finished runs made before --records was given (a run above saved its own)
         for name in (f"{recipe}-s{seed}" for seed in seeds for recipe in recipes):
             if finished(args.out / name):
                 save_record(args.records, args.out / name)
 
     def counted(run_dir: Path) -> bool:  # a run directory that is here, else a saved (finished) run's record
-        if (run_dir / "run.sqlite").is_file():
-            return started(run_dir) if args.partial else finished(run_dir)
+        if started(run_dir):
+            return args.partial or finished(run_dir)
         return read_record(args.records, run_dir) is not None
 
     rows = []

@@ -32,6 +32,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from autodidact.apps.eval_inputs import run_set
 from autodidact.apps.export import open_run
@@ -161,23 +162,32 @@ def floor_lines(by_floor: dict[str, list[tuple[int, list[FloorKept]]]]) -> list[
     ]
 
 
+def _graded_run(run_dir: Path) -> tuple[dict[str, Task], Any, RunStore]:
+    """The tasks of the run's saved config (no engine: they grade, never answer), its config and its store."""
+    tasks: dict[str, Task] = run_set(str(run_dir), []).tasks(None, None)
+    config, store = open_run(Path(run_dir))
+    return tasks, config, store
+
+
+def _training_iterations(store: RunStore) -> list[int]:
+    """The evaluated training iterations (iteration 0 is the base model)."""
+    return sorted({row["iteration"] for row in store.metrics()} - {0})
+
+
 def floor_figures(run_dir: Path, floors: list[float]) -> list[str]:
     """The right-by-floor lines of the run in `run_dir` (graded by the tasks of its saved config)."""
-    tasks: dict[str, Task] = run_set(str(run_dir), []).tasks(None, None)
-    _, store = open_run(Path(run_dir))
+    tasks, _, store = _graded_run(run_dir)
     with store:
-        iterations = sorted({row["iteration"] for row in store.metrics()} - {0})
-        return floor_lines(right_by_floor(store, tasks, iterations, floors))
+        return floor_lines(right_by_floor(store, tasks, _training_iterations(store), floors))
 
 
 def decay_figures(run_dir: Path) -> DecayFigures:
     """The after-run decay figures of the run in `run_dir` (graded by the tasks of its saved config)."""
-    tasks: dict[str, Task] = run_set(str(run_dir), []).tasks(None, None)  # no engine: they grade, never answer
-    config, store = open_run(Path(run_dir))
+    tasks, config, store = _graded_run(run_dir)
     voting = vote_tasks(config)
     extractors = {name: voting.get(name, DEFAULT_EXTRACTOR) for name in tasks}
     with store:
-        iterations = sorted({row["iteration"] for row in store.metrics()} - {0})  # the evaluated training iterations
+        iterations = _training_iterations(store)
         return DecayFigures(
             kept_right(store, tasks, iterations), majority_flips(store, tasks, extractors, iterations), extractors
         )
